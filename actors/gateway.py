@@ -1,0 +1,188 @@
+"""Gateway actor: the one connection to the exchange. Only the order book writes through it.
+
+Every adapter call is bounded and classified: a whole-batch failure becomes per-order Unknown (the
+exchange may have acted: resolved later by status query) or Rejected (nothing reached it), and an
+ExchangeError goes to the risk actor's circuit breaker (H-3). Pushed events (fills, prices, stream
+state) are drained after every call and on a short pump timer.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from loguru import logger
+
+from actors.outbox import REPLY, After, Out
+from actors.shell import ActorShell
+from adapters.base import Exchange, ExchangeFailure, Unknown
+from messages.commands import (
+    CancelOrders,
+    PlaceOrders,
+    QueryOrders,
+    RequestBackfill,
+    RequestSnapshot,
+    StopMarketData,
+)
+from messages.events import (
+    CancelFailed,
+    ExchangeError,
+    ExchangeSnapshot,
+    FillsReceived,
+    OrderRejected,
+    OrdersCancelled,
+    OrderStatuses,
+    OrdersPlaced,
+    OrderUnknown,
+    PriceTick,
+    StreamDown,
+    StreamUp,
+)
+from messages.lifecycle import StatusReport, StatusRequest
+from messages.types import RejectReason
+
+TICK_SUBSCRIBERS = ("grid", "position", "balance")
+_PUMP = "pump"
+_RETRY_DELAY_S = 1.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Gateway:
+    def __init__(self, exchange: Exchange, pump_interval_s: float):
+        self.exchange = exchange
+        self.pump_interval_s = pump_interval_s
+        self.market_data = True
+        self.stream_up = True
+        self.requests = 0
+        self.errors: dict[str, int] = {}
+        self.last_error = ""
+        self.last_price = None
+
+    def start(self) -> list:
+        self.exchange.connect()
+        self.exchange.start_stream()
+        return [After(self.pump_interval_s, _PUMP)]
+
+    def _failed(self, exc: ExchangeFailure, what: str) -> Out:
+        self.errors[exc.kind] = self.errors.get(exc.kind, 0) + 1
+        self.last_error = f"{what}: {exc}"
+        logger.warning("exchange {} failed ({}): {}", what, exc.kind, exc)
+        return Out("risk", ExchangeError(exc.kind, str(exc), exc.retry_after, now_ms()))
+
+    def drain(self) -> list:
+        out, tick = [], None
+        for event in self.exchange.drain_events():
+            if isinstance(event, PriceTick):
+                tick = event
+            elif isinstance(event, (FillsReceived, StreamDown, StreamUp)):
+                if isinstance(event, (StreamDown, StreamUp)):
+                    self.stream_up = isinstance(event, StreamUp)
+                out.append(Out("guarantor", event))
+        if tick is not None and self.market_data:
+            self.last_price = tick.mid
+            out.append(Out(TICK_SUBSCRIBERS, tick))
+        return out
+
+    def on_timer(self, payload) -> list:
+        if payload == _PUMP:
+            if self.market_data:
+                self.exchange.pump(now_ms())
+                self.exchange.keepalive(now_ms())
+            return self.drain() + [After(self.pump_interval_s, _PUMP)]
+        if isinstance(payload, tuple) and payload and payload[0] == "retry":
+            return self.route(payload[1])
+        return []
+
+    def route(self, msg) -> list:
+        handler = {QueryOrders: self.on_query, RequestBackfill: self.on_backfill}[type(msg)]
+        return handler(msg)
+
+    def on_snapshot(self, msg: RequestSnapshot) -> list:
+        self.requests += 1
+        try:
+            state = self.exchange.snapshot(msg.fills_since_ms)
+        except ExchangeFailure as exc:
+            return [self._failed(exc, "snapshot"), Out(REPLY, ExchangeError(exc.kind, str(exc), exc.retry_after))]
+        return self.drain() + [Out(REPLY, ExchangeSnapshot(msg.request_id, state))]
+
+    def on_place(self, msg: PlaceOrders) -> list:
+        self.requests += 1
+        extra = []
+        try:
+            results = tuple(self.exchange.place(msg.orders))
+        except Unknown as exc:
+            extra.append(self._failed(exc, "place"))
+            results = tuple(OrderUnknown(o.client_id, str(exc)) for o in msg.orders)
+        except ExchangeFailure as exc:
+            extra.append(self._failed(exc, "place"))
+            reason = getattr(exc, "reason", RejectReason.OTHER)
+            results = tuple(OrderRejected(o.client_id, reason, f"{exc.kind}: {exc}") for o in msg.orders)
+        return [Out(REPLY, OrdersPlaced(msg.batch_id, results))] + extra + self.drain()
+
+    def on_cancel(self, msg: CancelOrders) -> list:
+        self.requests += 1
+        extra = []
+        try:
+            results = tuple(self.exchange.cancel(msg.orders))
+        except ExchangeFailure as exc:
+            extra.append(self._failed(exc, "cancel"))
+            results = tuple(CancelFailed(cid, f"{exc.kind}: {exc}", True) for cid, _ in msg.orders)
+        return [Out(REPLY, OrdersCancelled(msg.batch_id, results))] + extra + self.drain()
+
+    def on_query(self, msg: QueryOrders) -> list:
+        self.requests += 1
+        try:
+            reports = self.exchange.order_status(msg.client_ids)
+        except ExchangeFailure as exc:
+            return [self._failed(exc, "order status"), After(exc.retry_after or _RETRY_DELAY_S, ("retry", msg))]
+        return [Out("orderbook", OrderStatuses(msg.request_id, tuple(zip(msg.client_ids, reports))))] + self.drain()
+
+    def on_backfill(self, msg: RequestBackfill) -> list:
+        self.requests += 1
+        try:
+            fills = self.exchange.fills_since(msg.since_ms)
+        except ExchangeFailure as exc:
+            return [self._failed(exc, "backfill"), After(exc.retry_after or _RETRY_DELAY_S, ("retry", msg))]
+        return [Out("guarantor", FillsReceived(msg.source, tuple(fills)))] + self.drain()
+
+    def on_stop(self, msg: StopMarketData) -> list:
+        self.market_data = False
+        return self.drain()
+
+    def on_status(self, msg: StatusRequest) -> list:
+        data = {"exchange": self.exchange.name, "stream_up": self.stream_up, "requests": self.requests,
+                "errors": dict(self.errors), "last_error": self.last_error, "price": self.last_price,
+                "market_data": self.market_data}
+        return [Out(REPLY, StatusReport("gateway", msg.request_id, data))]
+
+    def close(self) -> None:
+        self.exchange.close()
+
+
+class GatewayActor(ActorShell):
+    role = "gateway"
+    routes = {PlaceOrders: "on_place", CancelOrders: "on_cancel", QueryOrders: "on_query",
+              RequestSnapshot: "on_snapshot", RequestBackfill: "on_backfill", StopMarketData: "on_stop",
+              StatusRequest: "on_status"}
+
+    def make_state(self, wire):
+        from adapters.factory import build_exchange
+        gateway = Gateway(build_exchange(wire.config), wire.config.timing.pump_interval_s)
+        self._pending_start = True
+        return gateway
+
+    def on_wired(self) -> list:
+        if getattr(self, "_pending_start", False):
+            self._pending_start = False
+            logger.info("gateway {} connected to {}", os.getpid(), self.state.exchange.name)
+            return self.state.start()
+        return []
+
+    def watch_fds(self) -> list[int]:
+        fd = self.state.exchange.wakeup_fd if self.state is not None else None
+        return [fd] if fd is not None else []
+
+    def on_watch(self, ready) -> list:
+        return self.state.drain()

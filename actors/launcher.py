@@ -1,0 +1,190 @@
+"""The process behind `gridbot run`: prepares the state directory, starts the actor system on
+loopback, creates the supervisor, shows a live status line, and shuts everything down cleanly on
+Ctrl-C, SIGTERM or --duration, leaving no process behind."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from actors.shell import mark_launcher
+from config import schema
+from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
+
+
+AVAILABLE_EXCHANGES = ("paper",)
+
+
+def load_config(args) -> schema.BotConfig:
+    config = schema.load(args.config)
+    if config.bot.exchange not in AVAILABLE_EXCHANGES:
+        raise schema.ConfigError(config.source, "bot.exchange",
+                                 f"{config.bot.exchange} is not available in this build yet "
+                                 f"(available: {', '.join(AVAILABLE_EXCHANGES)})")
+    overrides: dict = {}
+    if getattr(args, "state_dir", None):
+        overrides.setdefault("bot", {})["state_dir"] = str(Path(args.state_dir).resolve())
+    if getattr(args, "data", None):
+        data = Path(args.data)
+        if not data.is_file():
+            raise schema.ConfigError("--data", "paper.data", f"no such file: {args.data}")
+        overrides.setdefault("paper", {})["data"] = str(data.resolve())
+    if getattr(args, "speed", None) is not None:
+        if args.speed <= 0:
+            raise schema.ConfigError("--speed", "paper.speed", f"must be greater than 0, got {args.speed}")
+        overrides.setdefault("paper", {})["speed"] = float(args.speed)
+    return config.with_overrides(**overrides) if overrides else config
+
+
+def prepare_state_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def thespian_log_defs(state_dir: Path) -> dict:
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(process)d %(levelname)s %(name)s %(message)s"}},
+            "handlers": {"file": {"class": "logging.FileHandler", "formatter": "plain", "level": "WARNING",
+                                  "filename": str(state_dir / "actors.log")}},
+            "root": {"handlers": ["file"], "level": "WARNING"}}
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphaned actor processes are re-parented to us (not to init), so we can reap them all."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def reap_children(timeout: float = 10.0) -> int:
+    """Wait for every child process to exit (SIGKILL after the deadline); returns how many were killed."""
+    deadline = time.monotonic() + timeout
+    killed = 0
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return killed
+        if pid:
+            continue
+        if time.monotonic() > deadline:
+            for child in _child_pids():
+                try:
+                    os.kill(child, signal.SIGKILL)
+                    killed += 1
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + timeout
+        threading.Event().wait(0.05)
+
+
+def _child_pids() -> list[int]:
+    me = str(os.getpid())
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                pids.append(int(entry.name))
+    return pids
+
+
+def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
+    """Start the actor system and the supervisor; returns (system, supervisor address, admin port)."""
+    from thespian.actors import ActorSystem
+
+    state = prepare_state_dir(config.state_path)
+    os.environ["THESPLOG_FILE"] = str(state / "thespian.log")
+    os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
+    mark_launcher()
+    if base.startswith("multiproc"):
+        become_subreaper()
+    port = config.bot.admin_port or free_port()
+    capabilities = {"Admin Port": port} if base.startswith("multiproc") else {}
+    system = ActorSystem(base, capabilities, logDefs=thespian_log_defs(state),
+                         transientUnique=not base.startswith("multiproc"))
+    supervisor = system.createActor("supervisor.Supervisor", globalName=f"gridbot:{config.bot.id}")
+    (state / "admin.json").write_text(json.dumps({"bot_id": config.bot.id, "admin_port": port,
+                                                   "pid": os.getpid()}))
+    reply = system.ask(supervisor, Start(config), 30)
+    if not isinstance(reply, StatusReport):
+        system.shutdown()
+        raise RuntimeError(f"the supervisor did not start (got {reply!r})")
+    return system, supervisor, port
+
+
+def plain(value):
+    """JSON-friendly copy: Decimals as exact strings, enums by value."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value else "0"
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "value") and hasattr(value, "name"):
+        return value.value
+    return value
+
+
+def status_line(data: dict) -> str:
+    return (f"[{data.get('mode')}] price {plain(data.get('price'))}  position {plain(data.get('position'))} "
+            f"(exchange {plain(data.get('exchange_position'))})  open {data.get('open_orders')}  "
+            f"fills {data.get('fills')}  pnl {plain(data.get('realized_pnl'))}  restarts {data.get('restarts')}")
+
+
+def run(config: schema.BotConfig, duration: float | None = None, summary_path: str | None = None) -> int:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    system, supervisor, port = start_system(config)
+    tty = sys.stdout.isatty()
+    print(f"gridbot {config.bot.id}: {config.bot.exchange} exchange, state in {config.state_path}, "
+          f"admin port {port}", flush=True)
+    started = time.monotonic()
+    summary: dict = {}
+    try:
+        while not stop.is_set():
+            if duration is not None and time.monotonic() - started >= duration:
+                break
+            if tty:
+                reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
+                if isinstance(reply, StatusReport):
+                    print("\r" + status_line(reply.data).ljust(120), end="", flush=True)
+            stop.wait(1.0 if duration is None else min(1.0, max(0.0, duration - (time.monotonic() - started))))
+        if tty:
+            print()
+        reply = system.ask(supervisor, Shutdown(config.bot.cancel_on_shutdown, "stopped by user"),
+                           config.timing.shutdown_timeout_s + 10)
+        if isinstance(reply, ShutdownComplete):
+            summary = plain(reply.summary)
+    finally:
+        system.shutdown()
+        reap_children()
+    result = {k: summary.get(k) for k in ("fills", "position", "exchange_position", "open_orders",
+                                           "exchange_open_orders", "realized_pnl", "unrealized_pnl", "fees",
+                                           "restarts", "settled", "fills_by_source", "mode")}
+    print("stopped: " + json.dumps(result), flush=True)
+    if summary_path:
+        Path(summary_path).write_text(json.dumps({**result, "details": summary.get("details")}, indent=2))
+    return 0 if summary else 1

@@ -1,0 +1,337 @@
+"""OrderBookActor: our orders, one owner, one state machine (S-3).
+
+An intent is journaled before it is sent (M-5); intents and cancels go out in batches flushed by size or
+a short fixed window (M-3); an order is complete when what remains is below one lot step (C-2); and an
+order whose fate is unknown (timeout, 5xx, failed cancel, missing after a restart) is resolved by a
+status query, never guessed (C-6, B-2.3).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from actors.outbox import REPLY, SUPERVISOR, After, Out
+from actors.shell import ActorShell
+from adapters.journal import Journal
+from messages.commands import (
+    CancelOrders,
+    OrderSpec,
+    PlaceOrders,
+    QueryOrders,
+    RequestBackfill,
+    RequestCancels,
+    SubmitOrders,
+)
+from messages.events import (
+    CancelFailed,
+    FillsRecorded,
+    OrderAcked,
+    OrderCancelled,
+    OrderRejected,
+    OrdersCancelled,
+    OrdersChanged,
+    OrdersCleared,
+    OrderStatuses,
+    OrdersPlaced,
+    OrderUnknown,
+    OrderUpdate,
+)
+from messages.lifecycle import Rebuild, Reconciled, StatusReport, StatusRequest
+from messages.types import ZERO, FillSource, MarketRules, OrderState, Origin, Side
+
+ORDER_SUBSCRIBERS = ("grid", "risk", "balance")
+LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
+        OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
+_FLUSH, _QUERY = "flush", "query"
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    spec: OrderSpec
+    state: OrderState = OrderState.INTENT
+    exchange_id: str | None = None
+    filled: Decimal = ZERO
+    created: float = field(default_factory=time.time)
+
+    def update(self) -> OrderUpdate:
+        s = self.spec
+        return OrderUpdate(s.client_id, s.side, s.price, s.size, self.filled, self.state, s.origin, s.level)
+
+    def row(self) -> dict:
+        s = self.spec
+        return {"client_id": s.client_id, "exchange_order_id": self.exchange_id, "symbol": s.symbol,
+                "side": s.side.value, "price": str(s.price), "size": str(s.size), "filled": str(self.filled),
+                "state": self.state.value, "origin": s.origin.value, "level": s.level,
+                "position_version": s.position_version}
+
+
+class OrderBook:
+    def __init__(self, journal: Journal | None, batch_window_ms: int, batch_max: int, query_delay_s: float,
+                 backfill_margin_ms: int):
+        self.journal = journal
+        self.batch_window_s = batch_window_ms / 1000
+        self.batch_max = batch_max
+        self.query_delay_s = query_delay_s
+        self.margin_ms = backfill_margin_ms
+        self.rules: MarketRules | None = None
+        self.orders: dict[str, OrderRecord] = {}
+        self.by_exchange_id: dict[str, str] = {}
+        self.pending: list[str] = []
+        self.flush_scheduled = False
+        self.to_query: set[str] = set()
+        self.query_scheduled = False
+        self.clearing = False
+        self._batch = 0
+        self.counters = {"placed": 0, "rejected": 0, "unknown": 0, "cancelled": 0, "filled": 0,
+                         "late_fills": 0, "foreign_fills": 0, "status_queries": 0}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _save(self, records) -> None:
+        if self.journal is not None and records:
+            self.journal.save_orders(r.row() for r in records)
+
+    def _changed(self, records) -> list:
+        self._save(records)
+        out = [Out(ORDER_SUBSCRIBERS, OrdersChanged(tuple(r.update() for r in records)))] if records else []
+        if self.clearing and not self.live():
+            self.clearing = False
+            out.append(Out(SUPERVISOR, OrdersCleared(0)))
+        return out
+
+    def live(self) -> list[OrderRecord]:
+        return [r for r in self.orders.values() if r.state in LIVE]
+
+    def _next_batch(self) -> int:
+        self._batch += 1
+        return self._batch
+
+    def _query_later(self, cids) -> list:
+        self.to_query.update(cids)
+        if self.query_scheduled or not self.to_query:
+            return []
+        self.query_scheduled = True
+        return [After(self.query_delay_s, _QUERY)]
+
+    # -- placing ---------------------------------------------------------------------------------
+    def on_submit(self, msg: SubmitOrders) -> list:
+        fresh = []
+        for spec in msg.orders:
+            if spec.client_id in self.orders:
+                continue            # the same deterministic id again: already ours, never twice
+            rec = OrderRecord(spec)
+            self.orders[spec.client_id] = rec
+            self.pending.append(spec.client_id)
+            fresh.append(rec)
+        self._save(fresh)           # write-ahead: journaled before it can be sent
+        if len(self.pending) >= self.batch_max:
+            return self.flush()
+        if self.pending and not self.flush_scheduled:
+            self.flush_scheduled = True
+            return [After(self.batch_window_s, _FLUSH)]
+        return []
+
+    def flush(self) -> list:
+        out = []
+        while self.pending:
+            chunk, self.pending = self.pending[:self.batch_max], self.pending[self.batch_max:]
+            records = [self.orders[c] for c in chunk if self.orders[c].state is OrderState.INTENT]
+            for r in records:
+                r.state = OrderState.SUBMITTED
+            self._save(records)
+            if records:
+                out.append(Out("gateway", PlaceOrders(self._next_batch(), tuple(r.spec for r in records))))
+        return out
+
+    def on_placed(self, msg: OrdersPlaced) -> list:
+        changed, unknown = [], []
+        for result in msg.results:
+            rec = self.orders.get(result.client_id)
+            if rec is None:
+                continue
+            if isinstance(result, OrderAcked):
+                rec.exchange_id = result.exchange_order_id
+                self.by_exchange_id[result.exchange_order_id] = rec.spec.client_id
+                if rec.state in (OrderState.SUBMITTED, OrderState.UNKNOWN, OrderState.INTENT):
+                    rec.state = OrderState.OPEN
+                self.counters["placed"] += 1
+            elif isinstance(result, OrderRejected):
+                if rec.state in (OrderState.SUBMITTED, OrderState.INTENT):
+                    rec.state = OrderState.REJECTED
+                self.counters["rejected"] += 1
+            elif isinstance(result, OrderUnknown):
+                rec.state = OrderState.UNKNOWN
+                unknown.append(rec.spec.client_id)
+                self.counters["unknown"] += 1
+            changed.append(rec)
+        return self._changed(changed) + self._query_later(unknown)
+
+    # -- fills -----------------------------------------------------------------------------------
+    def _find(self, fill) -> OrderRecord | None:
+        cid = fill.client_id or self.by_exchange_id.get(fill.exchange_order_id or "")
+        return self.orders.get(cid) if cid else None
+
+    def on_fills(self, msg: FillsRecorded) -> list:
+        changed = []
+        for fill in msg.fills:
+            rec = self._find(fill)
+            if rec is None:
+                self.counters["foreign_fills"] += 1
+                continue
+            if rec.state is OrderState.FILLED:
+                self.counters["late_fills"] += 1
+            rec.filled += fill.size
+            if fill.exchange_order_id and rec.exchange_id is None:
+                rec.exchange_id = fill.exchange_order_id
+                self.by_exchange_id[fill.exchange_order_id] = rec.spec.client_id
+            remaining = rec.spec.size - rec.filled
+            complete = self.rules.is_complete(remaining) if self.rules else remaining <= 0
+            if complete and rec.state is not OrderState.FILLED:
+                rec.state = OrderState.FILLED
+                self.counters["filled"] += 1
+            elif not complete and rec.state is not OrderState.CANCEL_PENDING:
+                rec.state = OrderState.PARTIALLY_FILLED
+            self.to_query.discard(rec.spec.client_id)
+            changed.append(rec)
+        return self._changed(changed)
+
+    # -- cancelling ------------------------------------------------------------------------------
+    def on_cancel_request(self, msg: RequestCancels) -> list:
+        if msg.all_orders:
+            self.clearing = True
+            targets = self.live()
+        else:
+            targets = [self.orders[c] for c in msg.client_ids if c in self.orders]
+        changed, wire = [], []
+        for rec in targets:
+            if rec.state is OrderState.INTENT:
+                rec.state = OrderState.CANCELLED
+                self.pending = [c for c in self.pending if c != rec.spec.client_id]
+                changed.append(rec)
+            elif rec.state in LIVE:
+                rec.state = OrderState.CANCEL_PENDING
+                wire.append((rec.spec.client_id, rec.exchange_id))
+                changed.append(rec)
+        out = self._changed(changed)
+        for i in range(0, len(wire), self.batch_max):
+            out.append(Out("gateway", CancelOrders(self._next_batch(), tuple(wire[i:i + self.batch_max]))))
+        if self.clearing and not out:
+            self.clearing = False
+            out.append(Out(SUPERVISOR, OrdersCleared(0)))
+        return out
+
+    def on_cancelled(self, msg: OrdersCancelled) -> list:
+        changed, ambiguous = [], []
+        for result in msg.results:
+            rec = self.orders.get(result.client_id)
+            if rec is None or rec.state.terminal:
+                continue
+            if isinstance(result, OrderCancelled):
+                rec.state = OrderState.CANCELLED
+                self.counters["cancelled"] += 1
+                changed.append(rec)
+            elif isinstance(result, CancelFailed):
+                ambiguous.append(rec.spec.client_id)       # it may have filled: ask, never guess (C-6)
+        return self._changed(changed) + self._query_later(ambiguous)
+
+    # -- resolving unknowns ----------------------------------------------------------------------
+    def on_timer(self, payload) -> list:
+        if payload == _FLUSH:
+            self.flush_scheduled = False
+            return self.flush()
+        if payload == _QUERY:
+            self.query_scheduled = False
+            cids = tuple(sorted(c for c in self.to_query if c in self.orders and not self.orders[c].state.terminal))
+            self.to_query.clear()
+            if not cids:
+                return []
+            self.counters["status_queries"] += 1
+            return [Out("gateway", QueryOrders(self._next_batch(), cids))]
+        return []
+
+    def on_statuses(self, msg: OrderStatuses) -> list:
+        changed, filled_since = [], None
+        for cid, report in msg.reports:
+            rec = self.orders.get(cid)
+            if rec is None or rec.state.terminal:
+                continue
+            if report is None:
+                rec.state = OrderState.REJECTED if rec.state is not OrderState.CANCEL_PENDING else OrderState.CANCELLED
+            elif report.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                rec.exchange_id = report.exchange_order_id
+                self.by_exchange_id[report.exchange_order_id or ""] = cid
+                if rec.state is OrderState.CANCEL_PENDING:
+                    return self.on_cancel_request(RequestCancels((cid,)))
+                rec.state = report.state
+            elif report.state is OrderState.CANCELLED and report.filled == 0:
+                rec.state = OrderState.CANCELLED
+            else:
+                # filled (or cancelled after a partial fill): fetch the fills through the guarantor (B-2.3)
+                since = int(rec.created * 1000) - self.margin_ms
+                filled_since = since if filled_since is None else min(filled_since, since)
+                if report.state is OrderState.CANCELLED:
+                    rec.state = OrderState.CANCELLED
+                continue
+            changed.append(rec)
+        out = self._changed(changed)
+        if filled_since is not None:
+            out.append(Out("gateway", RequestBackfill(max(0, filled_since), FillSource.STATUS)))
+        return out
+
+    # -- rebuild ---------------------------------------------------------------------------------
+    def on_rebuild(self, msg: Rebuild) -> list:
+        """The exchange's open orders plus our journal say exactly which intents reached it."""
+        state = msg.state
+        self.rules = state.rules
+        journaled = {r["client_id"]: r for r in self.journal.orders()} if self.journal else {}
+        self.orders.clear()
+        self.by_exchange_id.clear()
+        self.pending.clear()
+        self.clearing = False
+        on_exchange = set()
+        for report in state.open_orders:
+            row = journaled.get(report.client_id or "")
+            if row is None:
+                continue                # not ours: never touch a user's own orders
+            spec = OrderSpec(report.client_id, report.symbol, report.side, report.price, report.size,
+                             Origin(row["origin"]), row["level"], row["position_version"], report.reduce_only)
+            rec = OrderRecord(spec, report.state, report.exchange_order_id, report.filled)
+            self.orders[spec.client_id] = rec
+            self.by_exchange_id[report.exchange_order_id or ""] = spec.client_id
+            on_exchange.add(spec.client_id)
+        missing = []
+        for cid, row in journaled.items():
+            if cid in on_exchange or OrderState(row["state"]).terminal:
+                continue
+            spec = OrderSpec(cid, row["symbol"], Side(row["side"]), Decimal(row["price"]), Decimal(row["size"]),
+                             Origin(row["origin"]), row["level"], row["position_version"])
+            self.orders[cid] = OrderRecord(spec, OrderState.UNKNOWN, row["exchange_order_id"], Decimal(row["filled"]))
+            missing.append(cid)
+        self._save([self.orders[c] for c in missing])
+        out = [Out(ORDER_SUBSCRIBERS, OrdersChanged(tuple(r.update() for r in self.orders.values())))]
+        out += self._query_later(missing)
+        out.append(Out(REPLY, Reconciled("orderbook", True,
+                                         f"{len(on_exchange)} open, {len(missing)} to resolve")))
+        return out
+
+    def on_status(self, msg: StatusRequest) -> list:
+        live = self.live()
+        data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
+                "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}
+        return [Out(REPLY, StatusReport("orderbook", msg.request_id, data))]
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
+
+
+class OrderBookActor(ActorShell):
+    role = "orderbook"
+    routes = {SubmitOrders: "on_submit", OrdersPlaced: "on_placed", FillsRecorded: "on_fills",
+              RequestCancels: "on_cancel_request", OrdersCancelled: "on_cancelled",
+              OrderStatuses: "on_statuses", Rebuild: "on_rebuild", StatusRequest: "on_status"}
+
+    def make_state(self, wire):
+        t = wire.config.timing
+        return OrderBook(Journal(wire.config.state_path / "journal.db"), t.batch_window_ms, t.batch_max_orders,
+                         t.status_query_delay_s, t.backfill_margin_ms)
