@@ -1,0 +1,58 @@
+"""Test helpers: start a bot in-process on either base, poll its status against a deadline."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from pathlib import Path
+
+from actors import launcher
+from config.schema import BotConfig
+from messages.lifecycle import StatusReport, StatusRequest
+
+_ids = itertools.count(1)
+
+
+def paper_config(state_dir: Path, **sections) -> BotConfig:
+    bot = {"state_dir": str(state_dir), "id": f"test{os.getpid()}x{next(_ids)}", **sections.pop("bot", {})}
+    paper = {"speed": 1200.0, **sections.pop("paper", {})}
+    return BotConfig().with_overrides(bot=bot, paper=paper, **sections)
+
+
+def status(system, supervisor, timeout: float = 10) -> dict:
+    reply = system.ask(supervisor, StatusRequest(next(_ids)), timeout)
+    assert isinstance(reply, StatusReport), f"no status reply: {reply!r}"
+    return reply.data
+
+
+def wait_for(system, supervisor, predicate, deadline_s: float = 60, what: str = "condition") -> dict:
+    """Poll status until predicate(status) holds (asking also drives simpleSystemBase's timers)."""
+    end = time.monotonic() + deadline_s
+    last = {}
+    while time.monotonic() < end:
+        last = status(system, supervisor)
+        if predicate(last):
+            return last
+    raise AssertionError(f"timed out waiting for {what}; last status: { {k: last.get(k) for k in ('mode', 'fills', 'position', 'exchange_position', 'restarts', 'open_orders')} }")
+
+
+def live_processes_with_env(name: str, value: str) -> list[int]:
+    """Pids of running (non-zombie) processes whose environment has name=value."""
+    needle = f"{name}={value}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if state != "Z" and needle in env:
+            found.append(int(entry.name))
+    return found
+
+
+def stop(system) -> None:
+    system.shutdown()
+    launcher.reap_children(10)
