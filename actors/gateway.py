@@ -50,9 +50,11 @@ def now_ms() -> int:
 
 
 class Gateway:
-    def __init__(self, exchange: Exchange, pump_interval_s: float):
+    def __init__(self, exchange: Exchange, pump_interval_s: float, reaction_hold_s: float = 0.5):
         self.exchange = exchange
         self.pump_interval_s = pump_interval_s
+        self.reaction_hold_s = reaction_hold_s
+        self.held_until = 0.0
         self.market_data = True
         self.stream_up = True
         self.requests = 0
@@ -77,6 +79,8 @@ class Gateway:
             if isinstance(event, PriceTick):
                 tick = event
             elif isinstance(event, (FillsReceived, StreamDown, StreamUp)):
+                if isinstance(event, FillsReceived) and event.fills and self.exchange.paced:
+                    self.held_until = time.monotonic() + self.reaction_hold_s
                 if isinstance(event, (StreamDown, StreamUp)):
                     self.stream_up = isinstance(event, StreamUp)
                 out.append(Out("guarantor", event))
@@ -87,7 +91,7 @@ class Gateway:
 
     def on_timer(self, payload) -> list:
         if payload == _PUMP:
-            if self.market_data:
+            if self.market_data and time.monotonic() >= self.held_until:
                 self.exchange.pump(now_ms())
                 self.exchange.keepalive(now_ms())
             return self.drain() + [After(self.pump_interval_s, _PUMP)]
@@ -109,6 +113,7 @@ class Gateway:
 
     def on_place(self, msg: PlaceOrders) -> list:
         self.requests += 1
+        self.held_until = 0.0       # the bot has reacted: a paced venue may move on
         extra = []
         try:
             results = tuple(self.exchange.place(msg.orders))
@@ -169,7 +174,8 @@ class GatewayActor(ActorShell):
 
     def make_state(self, wire):
         from adapters.factory import build_exchange
-        gateway = Gateway(build_exchange(wire.config), wire.config.timing.pump_interval_s)
+        gateway = Gateway(build_exchange(wire.config), wire.config.timing.pump_interval_s,
+                          wire.config.paper.reaction_hold_s)
         self._pending_start = True
         return gateway
 

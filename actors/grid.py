@@ -18,7 +18,7 @@ from adapters.journal import Journal
 from messages.commands import OrderIntents, OrderSpec
 from messages.events import FillsRecorded, IntentsRefused, OrdersChanged, PositionChanged, PriceTick
 from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, StatusRequest
-from messages.types import ZERO, MarketRules, Mode, Origin, Side, client_order_id
+from messages.types import ZERO, MarketRules, Mode, OrderState, Origin, Side, client_order_id
 
 HUNDRED = Decimal(100)
 
@@ -175,7 +175,12 @@ class Grid:
         for u in msg.updates:
             if u.origin is not Origin.GRID or u.level is None:
                 continue
-            if u.state.terminal:
+            if u.state is OrderState.FILLED:
+                self.done[u.client_id] = None      # the level is freed by the fill itself (on_fills)
+            elif u.state.terminal:
+                if self.working.get(u.level) == u.client_id:
+                    key = (u.level, u.side.value, self.version)
+                    self.attempts[key] = self.attempts.get(key, 0) + 1   # a retry needs a fresh id
                 self._free(u.level, u.client_id)
             elif u.client_id not in self.done and self.working.get(u.level) in (None, u.client_id):
                 self.working[u.level] = u.client_id

@@ -38,7 +38,8 @@ class FillGuarantor:
 
     def record(self, fills, source: FillSource) -> list:
         for f in fills:
-            if not isinstance(f, FillReport) or not f.trade_id or f.size <= 0:
+            if (not isinstance(f, FillReport) or not f.trade_id or not f.size.is_finite()
+                    or not f.price.is_finite() or f.size <= 0 or f.price <= 0 or not f.fee.is_finite()):
                 raise MalformedInput(f"not a fill: {f!r}")
         new = self.journal.record_fills(fills, source)
         self.duplicates += len(fills) - len(new)

@@ -37,8 +37,8 @@ from messages.events import (
     OrderUnknown,
     OrderUpdate,
 )
-from messages.lifecycle import Rebuild, Reconciled, StatusReport, StatusRequest
-from messages.types import ZERO, FillSource, MarketRules, OrderState, Origin, Side
+from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, StatusRequest
+from messages.types import ZERO, FillSource, MarketRules, Mode, OrderState, Origin, Side
 
 ORDER_SUBSCRIBERS = ("grid", "risk", "balance")
 LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
@@ -82,6 +82,7 @@ class OrderBook:
         self.to_query: set[str] = set()
         self.query_scheduled = False
         self.clearing = False
+        self.accepting = True
         self._batch = 0
         self.counters = {"placed": 0, "rejected": 0, "unknown": 0, "cancelled": 0, "filled": 0,
                          "late_fills": 0, "foreign_fills": 0, "status_queries": 0}
@@ -114,22 +115,32 @@ class OrderBook:
         return [After(self.query_delay_s, _QUERY)]
 
     # -- placing ---------------------------------------------------------------------------------
+    def on_mode(self, msg: ModeChanged) -> list:
+        """Stopping or halted: nothing new reaches the exchange, whatever is already in the pipeline."""
+        self.accepting = msg.mode not in (Mode.STOPPING, Mode.HALTED, Mode.EMERGENCY)
+        return []
+
     def on_submit(self, msg: SubmitOrders) -> list:
-        fresh = []
+        fresh, refused = [], []
         for spec in msg.orders:
             if spec.client_id in self.orders:
                 continue            # the same deterministic id again: already ours, never twice
             rec = OrderRecord(spec)
             self.orders[spec.client_id] = rec
+            if not self.accepting and spec.origin is Origin.GRID:
+                rec.state = OrderState.REJECTED
+                refused.append(rec)
+                continue
             self.pending.append(spec.client_id)
             fresh.append(rec)
         self._save(fresh)           # write-ahead: journaled before it can be sent
+        out = self._changed(refused)
         if len(self.pending) >= self.batch_max:
-            return self.flush()
+            return out + self.flush()
         if self.pending and not self.flush_scheduled:
             self.flush_scheduled = True
-            return [After(self.batch_window_s, _FLUSH)]
-        return []
+            out.append(After(self.batch_window_s, _FLUSH))
+        return out
 
     def flush(self) -> list:
         out = []
@@ -160,6 +171,8 @@ class OrderBook:
                     rec.state = OrderState.REJECTED
                 self.counters["rejected"] += 1
             elif isinstance(result, OrderUnknown):
+                if rec.state not in (OrderState.SUBMITTED, OrderState.INTENT):
+                    continue                       # a fill or cancel already told us more
                 rec.state = OrderState.UNKNOWN
                 unknown.append(rec.spec.client_id)
                 self.counters["unknown"] += 1
@@ -189,7 +202,7 @@ class OrderBook:
             if complete and rec.state is not OrderState.FILLED:
                 rec.state = OrderState.FILLED
                 self.counters["filled"] += 1
-            elif not complete and rec.state is not OrderState.CANCEL_PENDING:
+            elif not complete and rec.state is not OrderState.CANCEL_PENDING and not rec.state.terminal:
                 rec.state = OrderState.PARTIALLY_FILLED
             self.to_query.discard(rec.spec.client_id)
             changed.append(rec)
@@ -250,7 +263,7 @@ class OrderBook:
         return []
 
     def on_statuses(self, msg: OrderStatuses) -> list:
-        changed, filled_since = [], None
+        changed, filled_since, recancel = [], None, []
         for cid, report in msg.reports:
             rec = self.orders.get(cid)
             if rec is None or rec.state.terminal:
@@ -261,7 +274,8 @@ class OrderBook:
                 rec.exchange_id = report.exchange_order_id
                 self.by_exchange_id[report.exchange_order_id or ""] = cid
                 if rec.state is OrderState.CANCEL_PENDING:
-                    return self.on_cancel_request(RequestCancels((cid,)))
+                    recancel.append(cid)
+                    continue
                 rec.state = report.state
             elif report.state is OrderState.CANCELLED and report.filled == 0:
                 rec.state = OrderState.CANCELLED
@@ -276,6 +290,10 @@ class OrderBook:
         out = self._changed(changed)
         if filled_since is not None:
             out.append(Out("gateway", RequestBackfill(max(0, filled_since), FillSource.STATUS)))
+        if recancel:
+            for cid in recancel:
+                self.orders[cid].state = OrderState.OPEN
+            out += self.on_cancel_request(RequestCancels(tuple(recancel)))
         return out
 
     # -- rebuild ---------------------------------------------------------------------------------
@@ -284,6 +302,7 @@ class OrderBook:
         state = msg.state
         self.rules = state.rules
         journaled = {r["client_id"]: r for r in self.journal.orders()} if self.journal else {}
+        filled = self.journal.filled_by_client_id() if self.journal else {}
         self.orders.clear()
         self.by_exchange_id.clear()
         self.pending.clear()
@@ -305,9 +324,14 @@ class OrderBook:
                 continue
             spec = OrderSpec(cid, row["symbol"], Side(row["side"]), Decimal(row["price"]), Decimal(row["size"]),
                              Origin(row["origin"]), row["level"], row["position_version"])
-            self.orders[cid] = OrderRecord(spec, OrderState.UNKNOWN, row["exchange_order_id"], Decimal(row["filled"]))
+            done = filled.get(cid, ZERO)
+            rec = OrderRecord(spec, OrderState.UNKNOWN, row["exchange_order_id"], done, row["created_at"])
+            self.orders[cid] = rec
+            if self.rules.is_complete(spec.size - done):
+                rec.state = OrderState.FILLED        # its fills are already journaled (B-2.3)
+                continue
             missing.append(cid)
-        self._save([self.orders[c] for c in missing])
+        self._save([r for r in self.orders.values() if r.spec.client_id not in on_exchange])
         out = [Out(ORDER_SUBSCRIBERS, OrdersChanged(tuple(r.update() for r in self.orders.values())))]
         out += self._query_later(missing)
         out.append(Out(REPLY, Reconciled("orderbook", True,
@@ -329,7 +353,8 @@ class OrderBookActor(ActorShell):
     role = "orderbook"
     routes = {SubmitOrders: "on_submit", OrdersPlaced: "on_placed", FillsRecorded: "on_fills",
               RequestCancels: "on_cancel_request", OrdersCancelled: "on_cancelled",
-              OrderStatuses: "on_statuses", Rebuild: "on_rebuild", StatusRequest: "on_status"}
+              OrderStatuses: "on_statuses", Rebuild: "on_rebuild", StatusRequest: "on_status",
+              ModeChanged: "on_mode"}
 
     def make_state(self, wire):
         t = wire.config.timing

@@ -131,6 +131,7 @@ class RiskBook:
 
     def on_rebuild(self, msg: Rebuild) -> list:
         self.position = msg.state.position.size
+        self.version = max(self.version, msg.journal_version * 1000)
         self.live = {o.client_id: (o.side, o.remaining) for o in msg.state.open_orders if o.client_id}
         return [Out(REPLY, Reconciled("risk", True, f"{len(self.live)} live orders"))]
 

@@ -24,7 +24,7 @@ from thespian.actors import (
 )
 
 from actors.outbox import REPLY, SUPERVISOR, After, MalformedInput, Out
-from messages.lifecycle import Heartbeat, Ready, Wire
+from messages.lifecycle import Heartbeat, ModeChanged, Ready, Wire
 
 LAUNCHER_ENV = "GRIDBOT_LAUNCHER_PID"
 _HEARTBEAT = "__heartbeat__"
@@ -137,6 +137,8 @@ class ActorShell(Actor):
             logger.bind(role=self.role).debug("{} not wired yet; dropped {}", self.role, type(msg).__name__)
             return []
         method = self.routes.get(type(msg))
+        if method is None and isinstance(msg, ModeChanged):
+            return []               # only the actors that act on the mode route it
         if method is None:
             raise MalformedInput(f"{self.role} has no route for {type(msg).__name__}")
         return getattr(self.state, method)(msg)

@@ -68,6 +68,10 @@ class Exchange(abc.ABC):
     """One (account, market) on one venue."""
 
     name: str = "exchange"
+    paced: bool = False
+    """True for simulated venues whose market waits for the bot: after fills, the gateway holds the
+    price path until the bot has reacted (or a hold time passed), so simulated time stretches
+    instead of outrunning the bot."""
 
     @abc.abstractmethod
     def connect(self) -> None:

@@ -119,6 +119,13 @@ class Journal:
     def fills_by_source(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._db.execute("SELECT source, COUNT(*) FROM fills GROUP BY source")}
 
+    def filled_by_client_id(self) -> dict[str, Decimal]:
+        """Journaled fill size per client order id: rebuilt orders start from what already filled."""
+        totals: dict[str, Decimal] = {}
+        for cid, size in self._db.execute("SELECT client_id, size FROM fills WHERE client_id IS NOT NULL"):
+            totals[cid] = totals.get(cid, Decimal(0)) + Decimal(size)
+        return totals
+
     def has_trade(self, trade_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM fills WHERE trade_id = ?", (trade_id,)).fetchone() is not None
 
@@ -147,14 +154,14 @@ class Journal:
 
     def orders(self, states: Iterable[str] | None = None) -> list[dict]:
         sql = ("SELECT client_id, exchange_order_id, symbol, side, price, size, filled, state, origin, "
-               "level, position_version FROM orders")
+               "level, position_version, created_at FROM orders")
         params: tuple = ()
         if states is not None:
             states = tuple(states)
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
             params = states
         keys = ("client_id", "exchange_order_id", "symbol", "side", "price", "size", "filled", "state",
-                "origin", "level", "position_version")
+                "origin", "level", "position_version", "created_at")
         return [dict(zip(keys, r)) for r in self._db.execute(sql, params)]
 
     # -- small persisted state (grid_state, timers: GridActor) ----------------------------------

@@ -61,11 +61,13 @@ class PaperSettings:
     account: str = "paper"
     start_price: Decimal = Decimal("40000")
     max_points_per_pump: int = 2000
+    stop_on_fill: bool = True
     history_limit: int | None = 5_000
 
 
 class PaperExchange(Exchange):
     name = "paper"
+    paced = True
 
     def __init__(self, settings: PaperSettings = PaperSettings(), clock: Callable[[], float] = time.time):
         if settings.rules.symbol != settings.symbol:
@@ -208,7 +210,7 @@ class PaperExchange(Exchange):
         self._last_real_ms = now_ms
         if elapsed > 0:
             self._sim_ms += int(elapsed * self.settings.speed)
-        self._walk(self.settings.max_points_per_pump, self._sim_ms)
+        self._walk(self.settings.max_points_per_pump, self._sim_ms, stop_on_fill=self.settings.stop_on_fill)
 
     def advance_points(self, count: int) -> int:
         """Walk exactly `count` path points (fewer at the end of a CSV), ignoring the wall clock:
@@ -220,7 +222,8 @@ class PaperExchange(Exchange):
         one call per candle gives a backtest the bar-by-bar rhythm. Returns the points walked."""
         return self._walk(4 * count, None, self._path.cursor[0] + count)
 
-    def _walk(self, max_points: int, until_ms: int | None, until_candle: int | None = None) -> int:
+    def _walk(self, max_points: int, until_ms: int | None, until_candle: int | None = None,
+              stop_on_fill: bool = False) -> int:
         path, advance, symbol = self._path, self._engine.advance, self.settings.symbol
         fills: list[EngineFill] = []
         last = None
@@ -236,10 +239,12 @@ class PaperExchange(Exchange):
             if point is None:
                 break
             got = advance(symbol, point[0], point[1])
-            if got:
-                fills.extend(got)
             last = point
             walked += 1
+            if got:
+                fills.extend(got)
+                if stop_on_fill:
+                    break           # the bot reacts before the price moves on
         if last is not None:
             self._sim_ms = max(self._sim_ms, last[0])
             if fills:

@@ -69,6 +69,7 @@ class PaperSection:
     taker_fee: Decimal = Decimal("0.00045")
     partial_fills: bool = False
     start_price: Decimal = field(default=Decimal("40000"), metadata=_check(_positive))
+    reaction_hold_s: float = field(default=0.5, metadata=_check(_non_negative))
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,7 +137,7 @@ class MarketRules:
                 Decimal(1), rounding=rounding)
         if self.max_price_decimals is not None:
             rounded = rounded.quantize(Decimal(1).scaleb(-self.max_price_decimals), rounding=rounding)
-        return rounded.normalize() if rounded == rounded.to_integral_value() else rounded
+        return rounded.quantize(Decimal(1)) if rounded == rounded.to_integral_value() else rounded
 
     def tick_at(self, price: Decimal) -> Decimal:
         """The price step near `price` (fixed on Binance; set by significant figures on Hyperliquid)."""
