@@ -73,7 +73,7 @@ class Grid:
         self.mid: Decimal | None = None
         self.prices: dict[int, Decimal] | None = None
         self.working: dict[int, str] = {}          # level -> client id (pending or live)
-        self.sizes: dict[str, list] = {}           # client id -> [level, size, filled]
+        self.sizes: dict[str, list] = {}           # client id -> [level, size, filled, side]
         self.fills_version = -1
         self.done: dict[str, None] = {}            # recently ended client ids (late updates ignored)
         self.attempts: dict[tuple[int, str, int], int] = {}
@@ -131,7 +131,7 @@ class Grid:
             specs.append(OrderSpec(cid, self.symbol, side, self.prices[level], size, Origin.GRID, level,
                                    self.version))
             self.working[level] = cid
-            self.sizes[cid] = [level, size, ZERO]
+            self.sizes[cid] = [level, size, ZERO, side]
         if not specs:
             return []
         self.intents_sent += len(specs)
@@ -184,22 +184,18 @@ class Grid:
                 self._free(u.level, u.client_id)
             elif u.client_id not in self.done and self.working.get(u.level) in (None, u.client_id):
                 self.working[u.level] = u.client_id
-                self.sizes.setdefault(u.client_id, [u.level, u.size, u.filled])
+                self.sizes.setdefault(u.client_id, [u.level, u.size, u.filled, u.side])
         return self.recompute()
 
     def on_refused(self, msg: IntentsRefused) -> list:
         for r in msg.refusals:
             if r.level is not None and self.working.get(r.level) == r.client_id:
-                self._free(r.level, r.client_id)
-                side = Side.BUY if self.position_side(r.level) else Side.SELL
+                side = self.sizes[r.client_id][3]
                 key = (r.level, side.value, self.version)
-                self.attempts[key] = self.attempts.get(key, 0) + 1
+                self.attempts[key] = self.attempts.get(key, 0) + 1    # a retry needs a fresh id
+                self._free(r.level, r.client_id)
             self.refused_reason = r.reason
         return []                    # retried on the next tick or position change, not in a loop
-
-    def position_side(self, level: int) -> bool:
-        size = self.rules.round_size(self.cfg.order_size) if self.rules else self.cfg.order_size
-        return level < empty_level(self.position, self.base_position, size, self.cfg.levels_per_side)
 
     def on_mode(self, msg: ModeChanged) -> list:
         self.mode = msg.mode
@@ -221,7 +217,7 @@ class Grid:
             row = rows.get(order.client_id or "")
             if row and row["origin"] == Origin.GRID.value and row["level"] is not None:
                 self.working[row["level"]] = order.client_id
-                self.sizes[order.client_id] = [row["level"], order.size, order.filled]
+                self.sizes[order.client_id] = [row["level"], order.size, order.filled, order.side]
         return [Out(REPLY, Reconciled("grid", True, f"anchor {self.anchor}, {len(self.working)} live levels"))]
 
     def on_status(self, msg: StatusRequest) -> list:
