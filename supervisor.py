@@ -19,7 +19,7 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 from actors.roster import ACTOR_CLASSES, REBUILT, ROLES, Roster, StatusFanIn
 from actors.shell import configure_logging, die_with_parent, in_own_process
 from adapters.journal import Journal
-from messages.commands import RequestCancels, RequestSnapshot, StopMarketData
+from messages.commands import DisarmDeadMan, RequestCancels, RequestSnapshot, StopMarketData
 from messages.events import ExchangeError, ExchangeSnapshot, OrdersCleared
 from messages.lifecycle import (
     Heartbeat,
@@ -263,10 +263,14 @@ class Supervisor(Actor):
             self._send("orderbook", RequestCancels(all_orders=True, reason="shutdown"))
             self._after(self.config.timing.shutdown_timeout_s / 2, ("shutdown-step", ("cancel-deadline", deadline)))
         else:
+            self._send("gateway", DisarmDeadMan("shutdown without cancelling: orders stay on purpose"))
             self._final_audit(deadline)
 
     def on_cleared(self, msg: OrdersCleared, sender) -> None:
+        """Our orders are gone: the dead man's switch has nothing left to protect. If they are not
+        gone by the deadline, it stays armed and cancels them after we exit."""
         if self.shutdown_phase == "cancelling":
+            self._send("gateway", DisarmDeadMan("shutdown: orders cancelled"))
             self._final_audit(time.time() + self.config.timing.shutdown_timeout_s / 2)
 
     def _final_audit(self, deadline: float) -> None:
@@ -314,6 +318,14 @@ def main(argv=None) -> int:
     run.add_argument("--speed", type=float, help="paper: simulated seconds per real second")
     run.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
     run.add_argument("--summary", help="write a JSON summary here at exit")
+    run.add_argument("--base-url", help="the venue's API URL (e.g. a local `gridbot exchange-sim`)")
+    sim = sub.add_parser("exchange-sim", add_help=False,
+                         help="run a local exchange that speaks a real venue's protocol (see --help)")
+    sim.add_argument("venue_args", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["exchange-sim"]:
+        from sim.cli import exchange_sim_main
+        return exchange_sim_main(argv[1:])
     args = parser.parse_args(argv)
     try:
         config = launcher.load_config(args)

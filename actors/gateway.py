@@ -17,6 +17,7 @@ from actors.shell import ActorShell
 from adapters.base import Exchange, ExchangeFailure, Unknown
 from messages.commands import (
     CancelOrders,
+    DisarmDeadMan,
     PlaceOrders,
     QueryOrders,
     RequestBackfill,
@@ -93,7 +94,11 @@ class Gateway:
         if payload == _PUMP:
             if self.market_data and time.monotonic() >= self.held_until:
                 self.exchange.pump(now_ms())
-                self.exchange.keepalive(now_ms())
+            if self.market_data:
+                try:
+                    self.exchange.keepalive(now_ms())
+                except ExchangeFailure as exc:
+                    return [self._failed(exc, "keepalive")] + self.drain() + [After(self.pump_interval_s, _PUMP)]
             return self.drain() + [After(self.pump_interval_s, _PUMP)]
         if isinstance(payload, tuple) and payload and payload[0] == "retry":
             return self.route(payload[1])
@@ -156,10 +161,21 @@ class Gateway:
         self.market_data = False
         return self.drain()
 
+    def on_disarm(self, msg: DisarmDeadMan) -> list:
+        try:
+            self.exchange.disarm()
+        except ExchangeFailure as exc:
+            return [self._failed(exc, "disarm")]
+        logger.info("dead man's switch cleared ({})", msg.reason)
+        return []
+
     def on_status(self, msg: StatusRequest) -> list:
         data = {"exchange": self.exchange.name, "stream_up": self.stream_up, "requests": self.requests,
                 "errors": dict(self.errors), "last_error": self.last_error, "price": self.last_price,
-                "market_data": self.market_data}
+                "market_data": self.market_data,
+                "dead_man_until": getattr(self.exchange, "dead_man_until", None),
+                "reconnects": getattr(self.exchange, "reconnects", 0),
+                "malformed_payloads": getattr(self.exchange, "malformed", 0)}
         return [Out(REPLY, StatusReport("gateway", msg.request_id, data))]
 
     def close(self) -> None:
@@ -170,6 +186,7 @@ class GatewayActor(ActorShell):
     role = "gateway"
     routes = {PlaceOrders: "on_place", CancelOrders: "on_cancel", QueryOrders: "on_query",
               RequestSnapshot: "on_snapshot", RequestBackfill: "on_backfill", StopMarketData: "on_stop",
+              DisarmDeadMan: "on_disarm",
               StatusRequest: "on_status"}
 
     def make_state(self, wire):

@@ -18,7 +18,7 @@ from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
 
 
-AVAILABLE_EXCHANGES = ("paper",)
+AVAILABLE_EXCHANGES = ("paper", "hyperliquid")
 
 
 def load_config(args) -> schema.BotConfig:
@@ -35,11 +35,39 @@ def load_config(args) -> schema.BotConfig:
         if not data.is_file():
             raise schema.ConfigError("--data", "paper.data", f"no such file: {args.data}")
         overrides.setdefault("paper", {})["data"] = str(data.resolve())
+    if getattr(args, "base_url", None):
+        if config.bot.exchange != "hyperliquid":
+            raise schema.ConfigError("--base-url", "bot.exchange",
+                                     f"--base-url needs a real venue, the config trades on {config.bot.exchange}")
+        if not args.base_url.startswith(("http://", "https://")):
+            raise schema.ConfigError("--base-url", "hyperliquid.base_url",
+                                     f"must start with http:// or https://, got {args.base_url!r}")
+        overrides.setdefault(config.bot.exchange, {})["base_url"] = args.base_url.rstrip("/")
     if getattr(args, "speed", None) is not None:
         if args.speed <= 0:
             raise schema.ConfigError("--speed", "paper.speed", f"must be greater than 0, got {args.speed}")
         overrides.setdefault("paper", {})["speed"] = float(args.speed)
-    return config.with_overrides(**overrides) if overrides else config
+    config = config.with_overrides(**overrides) if overrides else config
+    check_secrets(config)
+    return config
+
+
+def check_secrets(config: schema.BotConfig) -> None:
+    """Fail at the command line, not in the gateway's process, when a key is missing or exposed.
+    The key is read again where it is used, so it never travels in a message."""
+    if config.bot.exchange == "hyperliquid":
+        from adapters.factory import hyperliquid_key
+        from adapters.secrets import SecretError
+        try:
+            key = hyperliquid_key(config)
+        except SecretError as exc:
+            raise schema.ConfigError(config.source, exc.key, exc.problem) from None
+        try:
+            from eth_account import Account
+            Account.from_key(key.reveal())
+        except (ValueError, TypeError):
+            raise schema.ConfigError(config.source, "hyperliquid.private_key_env",
+                                     "the private key is not a valid 32-byte hex key") from None
 
 
 def prepare_state_dir(path: Path) -> Path:

@@ -120,5 +120,8 @@ class Exchange(abc.ABC):
     def keepalive(self, now_ms: int) -> None:
         """Refresh venue-side safety nets (Hyperliquid's scheduleCancel dead man's switch)."""
 
+    def disarm(self) -> None:
+        """Clear venue-side safety nets set by keepalive (after halt/shutdown cancelled our orders)."""
+
     def close(self) -> None:
         """Release connections; must not cancel anything by itself."""

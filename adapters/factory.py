@@ -32,9 +32,29 @@ def paper_settings(config, persist: bool = True):
         state_file=str(config.state_path / "paper_venue.pkl") if persist else None)
 
 
+def hyperliquid_key(config):
+    """The private key, from the environment or a 0600 file (SecretError says where it looked)."""
+    from adapters.secrets import read_secret
+    h = config.hyperliquid
+    return read_secret(h.private_key_env, h.keystore, "hyperliquid.private_key_env", h.keystore_password_env)
+
+
+def hyperliquid_settings(config):
+    from adapters.hyperliquid import HyperliquidSettings
+    h = config.hyperliquid
+    return HyperliquidSettings(
+        base_url=h.base_url.rstrip("/"), symbol=config.market.symbol, account_address=h.account_address,
+        timeout_s=config.timing.exchange_timeout_s, dead_man_s=h.dead_man_s,
+        dead_man_refresh_s=h.dead_man_refresh_s, stream_stale_s=h.stream_stale_s,
+        reconnect_max_s=h.reconnect_max_s, weight_per_min=h.weight_per_min, leverage=h.leverage)
+
+
 def build_exchange(config) -> Exchange:
     venue = config.bot.exchange
     if venue == "paper":
         from adapters.paper import PaperExchange
         return PaperExchange(paper_settings(config))
+    if venue == "hyperliquid":
+        from adapters.hyperliquid import HyperliquidExchange
+        return HyperliquidExchange(hyperliquid_settings(config), hyperliquid_key(config))
     raise ValueError(f"exchange {venue!r} is not available in this build")

@@ -30,6 +30,10 @@ def _non_negative(v) -> str | None:
     return None if v >= 0 else "must not be negative"
 
 
+def _dead_man(v) -> str | None:
+    return None if v == 0 or v >= 5 else "must be 0 (off) or at least 5 seconds (the venue's minimum)"
+
+
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
     def check(v):
         return None if v in choices else f"must be one of {', '.join(choices)}"
@@ -106,8 +110,25 @@ class TimingSection:
     exchange_timeout_s: float = field(default=10.0, metadata=_check(_positive))
 
 
+@dataclass(frozen=True, slots=True)
+class HyperliquidSection:
+    """Where and as whom to trade on Hyperliquid. The private key itself is never a config value."""
+    base_url: str = "https://api.hyperliquid.xyz"
+    private_key_env: str = "GRIDBOT_HL_PRIVATE_KEY"
+    keystore: str = ""
+    keystore_password_env: str = "GRIDBOT_HL_KEYSTORE_PASSWORD"
+    account_address: str = ""
+    leverage: int = field(default=0, metadata=_check(_non_negative))
+    dead_man_s: float = field(default=60.0, metadata=_check(_dead_man))
+    dead_man_refresh_s: float = field(default=20.0, metadata=_check(_positive))
+    stream_stale_s: float = field(default=10.0, metadata=_check(_positive))
+    reconnect_max_s: float = field(default=10.0, metadata=_check(_positive))
+    weight_per_min: int = field(default=1200, metadata=_check(_positive))
+
+
 SECTIONS = {"bot": BotSection, "market": MarketSection, "paper": PaperSection, "grid": GridSection,
-            "risk": RiskSection, "timing": TimingSection}
+            "risk": RiskSection, "timing": TimingSection,
+            "hyperliquid": HyperliquidSection}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +139,7 @@ class BotConfig:
     grid: GridSection = GridSection()
     risk: RiskSection = RiskSection()
     timing: TimingSection = TimingSection()
+    hyperliquid: HyperliquidSection = HyperliquidSection()
     source: str = "<defaults>"
 
     @property

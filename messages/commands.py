@@ -97,3 +97,9 @@ class RequestBackfill:
 class StopMarketData:
     """Stop driving the venue (paper path) and forwarding prices: the last step of a shutdown."""
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DisarmDeadMan:
+    """Clear the venue-side dead man's switch: our orders are cancelled (or deliberately left)."""
+    reason: str = ""

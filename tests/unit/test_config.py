@@ -35,12 +35,19 @@ def test_default_config_documents_every_key():
             assert f"\n{key} =" in text, f"{section}.{key} is not in paper.toml"
 
 
+def test_hyperliquid_example_documents_every_hyperliquid_key():
+    text = (REPO / "config" / "hyperliquid.example.toml").read_text()
+    for key in type(BotConfig().hyperliquid).__dataclass_fields__:
+        assert f"\n{key} =" in text, f"hyperliquid.{key} is not in hyperliquid.example.toml"
+
+
 @pytest.mark.parametrize("body, key, problem", [
     ('[grid]\nlevels_per_side = "ten"\n', "grid.levels_per_side", "expected an integer"),
     ('[grid]\nlevel_count = 10\n', "grid.level_count", "unknown key"),
     ('[grid]\nlevels_per_side = -3\n', "grid.levels_per_side", "must be greater than 0"),
     ('[risk]\nmax_position = "lots"\n', "risk.max_position", "expected a decimal number"),
     ('[bot]\nexchange = "kraken"\n', "bot.exchange", "must be one of"),
+    ('[hyperliquid]\ndead_man_s = 2\n', "hyperliquid.dead_man_s", "at least 5 seconds"),
 ])
 def test_bad_config_is_refused_by_the_loader(tmp_path, body, key, problem):
     path = tmp_path / "bad.toml"
