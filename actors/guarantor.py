@@ -1,8 +1,10 @@
 """FillGuarantorActor: every fill, from every source, journaled exactly once before anyone acts on it.
 
 Dedup is the journal's UNIQUE trade id (I1); FillsRecorded goes out only after the commit (I2). A
-stream outage triggers an immediate backfill from the last journaled fill minus a margin (C-3), and a
-timer audits the exchange's fills and position (H-2).
+stream outage triggers an immediate backfill from the last journaled fill minus a margin (C-3). Each
+source keeps its own persisted high-water mark, and a REST audit polls from REST's own mark minus the
+margin, so a jump in another source's fill times can never make it skip a fill (M-2). Audits run on a
+timer and, sooner, after a reconnection, a burst of fills, or a drift the ledger saw (H-2).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections import Counter
 from actors.outbox import REPLY, After, MalformedInput, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
-from messages.commands import RequestBackfill, RequestSnapshot
+from messages.commands import RequestAudit, RequestBackfill, RequestSnapshot
 from messages.events import ExchangeSnapshot, FillsReceived, FillsRecorded, StreamDown, StreamUp
 from messages.lifecycle import Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.reports import FillReport
@@ -19,22 +21,46 @@ from messages.types import FillSource
 
 FILL_SUBSCRIBERS = ("position", "orderbook", "balance", "risk", "grid")
 _AUDIT = "audit"
+_AUDIT_SOON = "audit-soon"
+_STREAM_GAP_SOURCES = (FillSource.REST, FillSource.BACKFILL, FillSource.STATUS)
 
 
 class FillGuarantor:
-    def __init__(self, journal: Journal, margin_ms: int, audit_interval_s: float):
+    def __init__(self, journal: Journal, margin_ms: int, audit_interval_s: float,
+                 audit_soon_s: float = 1.0, burst_fills: int = 10):
         self.journal = journal
         self.margin_ms = margin_ms
         self.audit_interval_s = audit_interval_s
+        self.audit_soon_s = audit_soon_s
+        self.burst_fills = burst_fills
         self.recorded = Counter()
         self.duplicates = 0
+        self.gaps = 0
         self.stream_downs = 0
         self.audits = 0
+        self.audit_reasons = Counter()
+        self._soon_pending = False
         self._request_id = 0
 
     def _since(self) -> int:
         last = self.journal.last_fill_time_ms()
         return 0 if last is None else max(0, last - self.margin_ms)
+
+    def _rest_since(self) -> int:
+        """REST polls start at REST's own high-water mark (never past what REST has confirmed)."""
+        last = self.journal.last_fill_time_ms()
+        if last is None:
+            return 0
+        mark = self.journal.watermarks().get(FillSource.REST.value)
+        return max(0, (last if mark is None else min(mark, last)) - self.margin_ms)
+
+    def _audit_soon(self, reason: str) -> list:
+        """One early audit at a time; the periodic timer keeps running beside it."""
+        self.audit_reasons[reason] += 1
+        if self._soon_pending:
+            return []
+        self._soon_pending = True
+        return [After(self.audit_soon_s, _AUDIT_SOON)]
 
     def record(self, fills, source: FillSource) -> list:
         for f in fills:
@@ -43,11 +69,18 @@ class FillGuarantor:
                 raise MalformedInput(f"not a fill: {f!r}")
         new = self.journal.record_fills(fills, source)
         self.duplicates += len(fills) - len(new)
+        if fills:
+            # Every fill of the batch is journaled now (new or known): the source has confirmed up to here.
+            self.journal.set_watermark(source, max(f.time_ms for f in fills))
         if not new:
             return []
         self.recorded[source.value] += len(new)
-        self.journal.set_watermark(source, max(f.time_ms for _, f in new))
-        return [Out(FILL_SUBSCRIBERS, FillsRecorded(new[-1][0], tuple(f for _, f in new)))]
+        if source in _STREAM_GAP_SOURCES:
+            self.gaps += len(new)       # fills the stream never delivered
+        out = [Out(FILL_SUBSCRIBERS, FillsRecorded(new[-1][0], tuple(f for _, f in new)))]
+        if len(new) >= self.burst_fills and source is FillSource.WS:
+            out += self._audit_soon("burst")
+        return out
 
     def on_fills(self, msg: FillsReceived) -> list:
         return self.record(msg.fills, msg.source)
@@ -57,7 +90,11 @@ class FillGuarantor:
         return [Out("gateway", RequestBackfill(self._since(), FillSource.BACKFILL))]
 
     def on_stream_up(self, msg: StreamUp) -> list:
-        return [Out("gateway", RequestBackfill(self._since(), FillSource.BACKFILL))]
+        return ([Out("gateway", RequestBackfill(self._since(), FillSource.BACKFILL))]
+                + self._audit_soon("reconnect"))
+
+    def on_request_audit(self, msg: RequestAudit) -> list:
+        return self._audit_soon(msg.reason or "requested")
 
     def on_rebuild(self, msg: Rebuild) -> list:
         out = self.record(msg.state.fills, FillSource.RECON)
@@ -65,6 +102,9 @@ class FillGuarantor:
                       After(self.audit_interval_s, _AUDIT)]
 
     def on_timer(self, payload) -> list:
+        if payload == _AUDIT_SOON:
+            self._soon_pending = False
+            return [self.audit()]
         if payload != _AUDIT:
             return []
         return [self.audit(), After(self.audit_interval_s, _AUDIT)]
@@ -74,7 +114,7 @@ class FillGuarantor:
         ledger sees it only after every fill in it is journaled."""
         self.audits += 1
         self._request_id += 1
-        return Out("gateway", RequestSnapshot(self._request_id, self._since()))
+        return Out("gateway", RequestSnapshot(self._request_id, self._rest_since()))
 
     def on_snapshot(self, msg: ExchangeSnapshot) -> list:
         out = self.record(msg.state.fills, FillSource.REST)
@@ -83,13 +123,14 @@ class FillGuarantor:
     def on_request_snapshot(self, msg: RequestSnapshot) -> list:
         """The supervisor wants an audit it can recognise (its request id comes back with the snapshot)."""
         self.audits += 1
-        return [Out("gateway", RequestSnapshot(msg.request_id, self._since()))]
+        return [Out("gateway", RequestSnapshot(msg.request_id, self._rest_since()))]
 
     def on_status(self, msg: StatusRequest) -> list:
         by_source = self.journal.fills_by_source()
         data = {"version": self.journal.version(), "fills": sum(by_source.values()),
                 "fills_by_source": by_source, "duplicates_skipped": self.duplicates,
-                "stream_downs": self.stream_downs, "audits": self.audits,
+                "gaps_detected": self.gaps, "stream_downs": self.stream_downs, "audits": self.audits,
+                "audit_reasons": dict(self.audit_reasons), "watermarks": self.journal.watermarks(),
                 "fills_from_ws": by_source.get("ws", 0), "fills_from_rest": by_source.get("rest", 0),
                 "fills_from_recon": by_source.get("recon", 0) + by_source.get("backfill", 0)}
         return [Out(REPLY, StatusReport("guarantor", msg.request_id, data))]
@@ -102,9 +143,9 @@ class FillGuarantorActor(ActorShell):
     role = "guarantor"
     routes = {FillsReceived: "on_fills", StreamDown: "on_stream_down", StreamUp: "on_stream_up",
               Rebuild: "on_rebuild", ExchangeSnapshot: "on_snapshot", StatusRequest: "on_status",
-              RequestSnapshot: "on_request_snapshot"}
+              RequestSnapshot: "on_request_snapshot", RequestAudit: "on_request_audit"}
 
     def make_state(self, wire):
         cfg = wire.config
         return FillGuarantor(Journal(cfg.state_path / "journal.db"), cfg.timing.backfill_margin_ms,
-                             cfg.timing.audit_interval_s)
+                             cfg.timing.audit_interval_s, cfg.timing.audit_soon_s, cfg.timing.audit_burst_fills)

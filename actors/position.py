@@ -3,8 +3,8 @@
 The position is read from the exchange at every rebuild and then moved only by journaled fills newer
 than that snapshot, so replaying the journal can never count a fill twice (C-5). Realized PnL, average
 entry and fees are rebuilt from the journal, once per trade id. Audits compare the exchange's position
-at its snapshot time with ours at the same time; a drift seen twice in a row is corrected to the
-exchange and counted.
+at its snapshot time with ours at the same time; a drift beyond the tolerance asks for an early
+audit, and seen twice in a row it is corrected to the exchange and counted.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from decimal import Decimal
 from actors.outbox import REPLY, MalformedInput, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
+from messages.commands import RequestAudit
 from messages.events import ExchangeSnapshot, FillsRecorded, PositionChanged, PriceTick
 from messages.lifecycle import Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.reports import FillReport
@@ -24,8 +25,10 @@ _RECENT = 20_000
 
 
 class Ledger:
-    def __init__(self, journal: Journal | None = None):
+    def __init__(self, journal: Journal | None = None, drift_tolerance: Decimal = ZERO):
         self.journal = journal
+        self.drift_tolerance = drift_tolerance
+        self.drifts_seen = 0
         self.position = ZERO
         self.exchange_position: Decimal | None = None
         self.snapshot_time_ms = 0
@@ -112,12 +115,13 @@ class Ledger:
         later = sum((s for t, s in self._recent if t > state.time_ms), ZERO)
         drift = state.position.size - (self.position - later)
         self.last_drift = drift
-        if drift == 0:
+        if abs(drift) <= self.drift_tolerance:
             self._suspect = None
             return []
         if self._suspect != drift:
             self._suspect = drift
-            return []
+            self.drifts_seen += 1
+            return [Out("guarantor", RequestAudit("drift"))]
         self._suspect = None
         self.position += drift
         self.corrections += 1
@@ -138,6 +142,7 @@ class Ledger:
                 "average_entry": self.average_entry, "realized_pnl": self.realized_pnl,
                 "unrealized_pnl": self.unrealized_pnl(), "fees": self.fees, "version": self.version,
                 "journal_version": self.version // 1000, "corrections": self.corrections,
+                "drifts_seen": self.drifts_seen,
                 "drift": self.last_drift, "last_snapshot_id": self.last_snapshot_id,
                 "exchange_open_orders": self.exchange_open_orders}
         return [Out(REPLY, StatusReport("position", msg.request_id, data))]
@@ -153,4 +158,4 @@ class PositionActor(ActorShell):
               PriceTick: "on_tick", StatusRequest: "on_status"}
 
     def make_state(self, wire):
-        return Ledger(Journal(wire.config.state_path / "journal.db"))
+        return Ledger(Journal(wire.config.state_path / "journal.db"), wire.config.risk.drift_tolerance)

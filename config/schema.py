@@ -90,6 +90,7 @@ class GridSection:
 class RiskSection:
     max_position: Decimal = field(default=Decimal("0.05"), metadata=_check(_positive))
     max_open_orders: int = field(default=60, metadata=_check(_positive))
+    drift_tolerance: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,8 @@ class TimingSection:
     pump_interval_s: float = field(default=0.1, metadata=_check(_positive))
     heartbeat_interval_s: float = field(default=1.0, metadata=_check(_positive))
     audit_interval_s: float = field(default=30.0, metadata=_check(_positive))
+    audit_soon_s: float = field(default=1.0, metadata=_check(_positive))
+    audit_burst_fills: int = field(default=10, metadata=_check(_positive))
     backfill_margin_ms: int = field(default=5000, metadata=_check(_non_negative))
     status_query_delay_s: float = field(default=1.0, metadata=_check(_positive))
     restart_backoff_initial_s: float = field(default=0.2, metadata=_check(_positive))

@@ -81,6 +81,12 @@ class RequestSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestAudit:
+    """Ask the fill guarantor for an early audit (the ledger saw a drift)."""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReleaseReservation:
     """Funds held for an order that will never reach the exchange go back to free."""
     client_ids: tuple[str, ...]

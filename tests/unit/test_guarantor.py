@@ -10,7 +10,7 @@ import pytest
 from actors.guarantor import FILL_SUBSCRIBERS, FillGuarantor
 from actors.outbox import REPLY, After, MalformedInput, Out
 from adapters.journal import Journal
-from messages.commands import RequestBackfill, RequestSnapshot
+from messages.commands import RequestAudit, RequestBackfill, RequestSnapshot
 from messages.events import ExchangeSnapshot, FillsReceived, FillsRecorded, StreamDown, StreamUp
 from messages.lifecycle import Rebuild, Reconciled
 from messages.reports import FillReport, PositionReport, VenueState
@@ -123,7 +123,7 @@ def test_c3_stream_down_asks_for_a_backfill_from_the_last_journaled_fill_minus_t
     assert out == [Out("gateway", RequestBackfill(12_000 - MARGIN_MS, FillSource.BACKFILL))]
     assert guarantor.stream_downs == 1
     assert guarantor.on_stream_up(StreamUp(14_000)) == [
-        Out("gateway", RequestBackfill(12_000 - MARGIN_MS, FillSource.BACKFILL))]
+        Out("gateway", RequestBackfill(12_000 - MARGIN_MS, FillSource.BACKFILL)), After(1.0, "audit-soon")]
 
 
 def test_c3_backfill_with_an_empty_journal_starts_at_zero(guarantor):
@@ -148,9 +148,9 @@ def test_m2_a_watermark_per_source_that_never_moves_back(guarantor, journal):
     guarantor.on_fills(FillsReceived(FillSource.WS, (fill(4, 1_000),)))          # older, still journaled
     assert journal.watermarks()["ws"] == 2_000
     assert journal.has_trade("4")
-    # duplicates do not advance a watermark
+    # a REST poll that brings only known fills still confirms REST up to them: they are journaled
     guarantor.on_fills(FillsReceived(FillSource.REST, (fill(1, 2_000),)))
-    assert journal.watermarks()["rest"] == 1_500
+    assert journal.watermarks()["rest"] == 2_000
 
 
 # -- rebuild, audits, snapshots ---------------------------------------------------------------------------------------
@@ -184,3 +184,38 @@ def test_snapshot_fills_are_journaled_before_the_snapshot_reaches_the_ledger(gua
     assert journal.fills_by_source() == {"rest": 2}
     # the same snapshot again: nothing new recorded, still forwarded
     assert guarantor.on_snapshot(snap) == [Out(("position", "balance"), snap)]
+
+
+def test_m2_rest_polls_start_from_rests_own_mark_when_the_stream_jumps_ahead(guarantor, journal):
+    """REST confirmed fills up to 10 s; the stream then delivers a fill at 100 s. A fill made at 50 s that
+    only REST will ever report must still be inside the next poll."""
+    guarantor.on_fills(FillsReceived(FillSource.REST, (fill(1, 10_000),)))
+    guarantor.on_fills(FillsReceived(FillSource.WS, (fill(2, 100_000),)))
+    (request, _) = guarantor.on_timer("audit")
+    assert request.msg.fills_since_ms == 10_000 - MARGIN_MS
+    late = fill(3, 50_000)
+    out = guarantor.on_snapshot(ExchangeSnapshot(request.msg.request_id, venue((late, fill(2, 100_000)))))
+    assert recorded(out)[0].fills == (late,)
+    assert journal.watermarks()["rest"] == 100_000
+    assert guarantor.on_timer("audit")[0].msg.fills_since_ms == 100_000 - MARGIN_MS
+    assert guarantor.gaps == 2         # fills 1 and 3 reached us only through REST
+
+
+def test_h2_audits_come_early_after_a_reconnect_a_burst_or_a_drift_one_at_a_time(guarantor):
+    assert guarantor.on_request_audit(RequestAudit("drift")) == [After(1.0, "audit-soon")]
+    assert guarantor.on_stream_up(StreamUp(1))[1:] == []              # one early audit already pending
+    out = guarantor.on_timer("audit-soon")
+    assert [type(o.msg) for o in out] == [RequestSnapshot]            # no periodic re-arm from an early one
+    burst = guarantor.on_fills(FillsReceived(FillSource.WS, tuple(fill(i, 1_000 + i) for i in range(10))))
+    assert burst[-1] == After(1.0, "audit-soon")
+    assert guarantor.audit_reasons == {"drift": 1, "reconnect": 1, "burst": 1}
+
+
+def test_status_reports_counters_by_source_gaps_and_duplicates(guarantor):
+    guarantor.on_fills(FillsReceived(FillSource.WS, (fill(1, 1_000), fill(1, 1_000))))
+    guarantor.on_fills(FillsReceived(FillSource.BACKFILL, (fill(1, 1_000), fill(2, 2_000))))
+    guarantor.on_fills(FillsReceived(FillSource.REST, (fill(3, 3_000),)))
+    (out,) = guarantor.on_status(__import__("messages.lifecycle", fromlist=["StatusRequest"]).StatusRequest(5))
+    data = out.msg.data
+    assert (data["fills_from_ws"], data["fills_from_rest"], data["fills_from_recon"]) == (1, 1, 1)
+    assert (data["duplicates_skipped"], data["gaps_detected"], data["fills"]) == (2, 2, 3)

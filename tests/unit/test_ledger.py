@@ -9,6 +9,7 @@ import pytest
 from actors.outbox import REPLY, MalformedInput, Out
 from actors.position import POSITION_SUBSCRIBERS, Ledger
 from adapters.journal import Journal
+from messages.commands import RequestAudit
 from messages.events import ExchangeSnapshot, FillsRecorded, PositionChanged
 from messages.lifecycle import Rebuild, Reconciled, StatusRequest
 from messages.reports import FillReport, PositionReport, VenueState
@@ -154,6 +155,9 @@ def test_malformed_fill_raises_before_anything_changes():
 
 
 # -- audits and drift (S-1) ----------------------------------------------------------------------------
+EARLY_AUDIT = Out("guarantor", RequestAudit("drift"))
+
+
 def audit(request_id, position, time_ms) -> ExchangeSnapshot:
     return ExchangeSnapshot(request_id, venue(position, time_ms))
 
@@ -162,11 +166,11 @@ def test_s1_drift_seen_once_is_not_corrected():
     ledger = Ledger()
     ledger.on_rebuild(Rebuild(venue("0", 1_000), 0))
     ledger.on_fills(FillsRecorded(1, (fill(1, BUY, "100", "1", 2_000),)))
-    assert ledger.on_snapshot(audit(1, "1.5", 3_000)) == []
+    assert ledger.on_snapshot(audit(1, "1.5", 3_000)) == [EARLY_AUDIT]
     assert (ledger.position, ledger.corrections, ledger.last_drift) == (D("1"), 0, D("0.5"))
     # the exchange agrees again: the suspicion is dropped, a later single drift is not corrected either
     assert ledger.on_snapshot(audit(2, "1", 4_000)) == []
-    assert ledger.on_snapshot(audit(3, "1.5", 5_000)) == []
+    assert ledger.on_snapshot(audit(3, "1.5", 5_000)) == [EARLY_AUDIT]
     assert (ledger.position, ledger.corrections) == (D("1"), 0)
 
 
@@ -174,7 +178,7 @@ def test_s1_drift_seen_twice_is_corrected_and_counted():
     ledger = Ledger()
     ledger.on_rebuild(Rebuild(venue("0", 1_000), 0))
     ledger.on_fills(FillsRecorded(1, (fill(1, BUY, "100", "1", 2_000),)))
-    assert ledger.on_snapshot(audit(1, "1.5", 3_000)) == []
+    assert ledger.on_snapshot(audit(1, "1.5", 3_000)) == [EARLY_AUDIT]
     out = ledger.on_snapshot(audit(2, "1.5", 4_000))
     assert changed(out) == [PositionChanged(1001, D("1.5"), D("1.5"), D("100"), D("0"), D("0"))]
     assert (ledger.position, ledger.corrections) == (D("1.5"), 1)
@@ -186,9 +190,17 @@ def test_s1_drift_seen_twice_is_corrected_and_counted():
 def test_s1_a_drift_that_changes_between_audits_is_not_corrected():
     ledger = Ledger()
     ledger.on_rebuild(Rebuild(venue("0", 1_000), 0))
-    assert ledger.on_snapshot(audit(1, "0.5", 2_000)) == []
-    assert ledger.on_snapshot(audit(2, "0.7", 3_000)) == []
-    assert (ledger.position, ledger.corrections) == (D("0"), 0)
+    assert ledger.on_snapshot(audit(1, "0.5", 2_000)) == [EARLY_AUDIT]
+    assert ledger.on_snapshot(audit(2, "0.7", 3_000)) == [EARLY_AUDIT]
+    assert (ledger.position, ledger.corrections, ledger.drifts_seen) == (D("0"), 0, 2)
+
+
+def test_s1_drift_within_the_tolerance_is_reported_not_corrected():
+    ledger = Ledger(drift_tolerance=D("0.001"))
+    ledger.on_rebuild(Rebuild(venue("0", 1_000), 0))
+    for request in (1, 2):
+        assert ledger.on_snapshot(audit(request, "0.001", 2_000)) == []
+    assert (ledger.position, ledger.corrections, ledger.last_drift) == (D("0"), 0, D("0.001"))
 
 
 def test_s1_fills_after_the_snapshot_time_are_excluded_when_comparing():
