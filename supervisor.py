@@ -16,6 +16,7 @@ from datetime import timedelta
 from loguru import logger
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from actors.lifeline import Lifeline
 from actors.roster import ACTOR_CLASSES, REBUILT, ROLES, Roster, StatusFanIn
 from actors.shell import configure_logging, die_with_parent, in_own_process
 from adapters.journal import Journal
@@ -38,6 +39,7 @@ from messages.types import Mode
 
 _STATUS_TIMEOUT_S = 3.0
 _FINAL_AUDIT_ID = 10**9
+_LIFELINE_S = 0.5
 
 
 class Supervisor(Actor):
@@ -108,6 +110,9 @@ class Supervisor(Actor):
         self.roster = Roster(t.restart_backoff_initial_s, t.restart_backoff_max_s, t.restart_limit,
                              t.restart_window_s)
         self.journal.log_event("start", f"pid {os.getpid()}")
+        self.lifeline = Lifeline()
+        if self.lifeline.watching:
+            self._after(_LIFELINE_S, ("lifeline", None))
         for role in ROLES:
             self.roster.members[role].address = self.createActor(ACTOR_CLASSES[role])
         self._wire(set(ROLES))
@@ -200,6 +205,17 @@ class Supervisor(Actor):
             self._finish_fanin(arg)
         elif kind == "shutdown-step":
             self._shutdown_step(arg)
+        elif kind == "lifeline":
+            self._check_lifeline()
+
+    def _check_lifeline(self) -> None:
+        if self.lifeline.launcher_alive():
+            self._after(_LIFELINE_S, ("lifeline", None))
+            return
+        logger.error("the launcher (pid {}) is gone: stopping every actor; resting orders are left to the "
+                     "exchange's dead man's switch", self.lifeline.pid)
+        self.journal.log_event("launcher-lost", f"pid {self.lifeline.pid}")
+        self.lifeline.cut()
 
     # -- status ----------------------------------------------------------------------------------
     def _start_fanin(self, reply_to, purpose: str) -> int:
@@ -291,7 +307,8 @@ class Supervisor(Actor):
     def _final_status(self, reports: dict, summary: dict) -> None:
         deadline = reports.get("__deadline__", 0)
         pos, guar = reports.get("position", {}), reports.get("guarantor", {})
-        settled = (pos.get("last_snapshot_id") == _FINAL_AUDIT_ID and
+        # Periodic audits keep running during a shutdown, so the final one need not be the last seen.
+        settled = (_FINAL_AUDIT_ID in pos.get("recent_snapshot_ids", ()) and
                    pos.get("journal_version") == guar.get("version"))
         if not settled and time.time() < deadline:
             self._after(0.2, ("shutdown-step", ("collect", deadline)))

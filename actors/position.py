@@ -41,6 +41,7 @@ class Ledger:
         self.corrections = 0
         self.last_drift = ZERO
         self.last_snapshot_id = 0
+        self.recent_snapshot_ids: deque[int] = deque(maxlen=16)
         self.exchange_open_orders: int | None = None
         self._suspect: Decimal | None = None
         self._pnl_seen: set[str] = set()
@@ -109,6 +110,7 @@ class Ledger:
         state = msg.state
         self.exchange_position = state.position.size
         self.last_snapshot_id = msg.request_id
+        self.recent_snapshot_ids.append(msg.request_id)
         self.exchange_open_orders = len(state.open_orders)
         if state.mid is not None:
             self.mark = state.mid
@@ -144,6 +146,7 @@ class Ledger:
                 "journal_version": self.version // 1000, "corrections": self.corrections,
                 "drifts_seen": self.drifts_seen,
                 "drift": self.last_drift, "last_snapshot_id": self.last_snapshot_id,
+                "recent_snapshot_ids": list(self.recent_snapshot_ids),
                 "exchange_open_orders": self.exchange_open_orders}
         return [Out(REPLY, StatusReport("position", msg.request_id, data))]
 

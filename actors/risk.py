@@ -13,6 +13,7 @@ from actors.shell import ActorShell
 from messages.commands import ApprovedIntents, OrderIntents, OrderSpec
 from messages.events import (
     ExchangeError,
+    FillsRecorded,
     IntentRefused,
     IntentsRefused,
     OrdersChanged,
@@ -35,6 +36,7 @@ class RiskBook:
         self.max_open_orders = max_open_orders
         self.position = ZERO
         self.version = -1
+        self.fills_version = 0       # the newest journaled fill we know of: intents older than it are stale
         self.mode = Mode.STARTING
         self.live: dict[str, tuple[Side, Decimal]] = {}   # cid -> (side, remaining)
         self.held: list[OrderIntents] = []
@@ -64,6 +66,9 @@ class RiskBook:
                 reason, key = f"mode is {self.mode.value}", "mode"
             elif intents.position_version < self.version:
                 reason, key = f"stale position version {intents.position_version} < {self.version}", "stale"
+            elif 0 <= intents.position_version < self.fills_version * 1000:
+                reason, key = (f"position version {intents.position_version} predates journaled fill "
+                               f"{self.fills_version}", "stale")
             else:
                 reason = self._check(spec)
                 key = "limit"
@@ -104,6 +109,12 @@ class RiskBook:
         self.position, self.version = msg.position, msg.version
         return self._release_held()
 
+    def on_fills(self, msg: FillsRecorded) -> list:
+        """A fill is journaled: until the ledger's PositionChanged includes it, intents computed
+        without it are refused (M-4), even if they arrive first."""
+        self.fills_version = max(self.fills_version, msg.version)
+        return []
+
     def on_timer(self, payload) -> list:
         return self._release_held(expire=True) if payload == _HOLD_EXPIRY else []
 
@@ -137,7 +148,7 @@ class RiskBook:
 
     def on_status(self, msg: StatusRequest) -> list:
         data = {"position": self.position, "version": self.version, "live_orders": len(self.live),
-                "refused": dict(self.refused), "errors": dict(self.errors), "last_error": self.last_error,
+                "refused": dict(self.refused), "fills_version": self.fills_version, "errors": dict(self.errors), "last_error": self.last_error,
                 "max_position": self.max_position}
         return [Out(REPLY, StatusReport("risk", msg.request_id, data))]
 
@@ -145,6 +156,7 @@ class RiskBook:
 class RiskActor(ActorShell):
     role = "risk"
     routes = {OrderIntents: "on_intents", PositionChanged: "on_position", OrdersChanged: "on_orders",
+              FillsRecorded: "on_fills",
               IntentsRefused: "on_refused", ExchangeError: "on_error", ModeChanged: "on_mode",
               Rebuild: "on_rebuild", StatusRequest: "on_status"}
 

@@ -36,19 +36,21 @@ def wait_for(system, supervisor, predicate, deadline_s: float = 60, what: str = 
     raise AssertionError(f"timed out waiting for {what}; last status: { {k: last.get(k) for k in ('mode', 'fills', 'position', 'exchange_position', 'restarts', 'open_orders')} }")
 
 
-def live_processes_with_env(name: str, value: str) -> list[int]:
-    """Pids of running (non-zombie) processes whose environment has name=value."""
-    needle = f"{name}={value}".encode()
+def live_processes_with_arg(text: str) -> list[int]:
+    """Pids of running (non-zombie) processes with `text` in their command line. Every process of a
+    bot is forked from its launcher, so each carries the launcher's arguments (a unique state dir or
+    config path), while an environment variable set at run time would not show in /proc."""
+    needle = text.encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            env = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if state != "Z" and needle in env:
+        if state != "Z" and needle in cmdline:
             found.append(int(entry.name))
     return found
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import live_processes_with_env
+from tests.helpers import live_processes_with_arg
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.multiproc]
 REPO = Path(__file__).resolve().parents[2]
@@ -21,10 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 def gridbot(*args, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "supervisor.py"), "run", *args], capture_output=True,
                           text=True, timeout=150, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
-
-
-def launcher_pid(state_dir: Path) -> str:
-    return str(json.loads((state_dir / "admin.json").read_text())["pid"])
 
 
 def test_default_run_trades_and_leaves_nothing_behind(tmp_path):
@@ -38,7 +34,7 @@ def test_default_run_trades_and_leaves_nothing_behind(tmp_path):
     assert summary["restarts"] == 0
     for key in ("fills", "position", "exchange_position", "open_orders", "realized_pnl", "fees", "restarts"):
         assert key in summary
-    assert live_processes_with_env("GRIDBOT_LAUNCHER_PID", launcher_pid(state)) == []
+    assert live_processes_with_arg(str(state)) == []
 
 
 def test_january_first_hours_every_fill_gets_its_counter_order(tmp_path, first_hours_csv):
@@ -66,4 +62,4 @@ def test_january_first_hours_every_fill_gets_its_counter_order(tmp_path, first_h
                    for s, lv, _, created in orders.values()), f"no counter-order for {side} fill at level {level}"
         checked += 1
     assert checked >= 3
-    assert live_processes_with_env("GRIDBOT_LAUNCHER_PID", launcher_pid(state)) == []
+    assert live_processes_with_arg(str(state)) == []

@@ -9,7 +9,7 @@ import pytest
 from actors.outbox import REPLY, After, Out
 from actors.risk import RiskBook
 from messages.commands import ApprovedIntents, OrderIntents, OrderSpec
-from messages.events import IntentRefused, IntentsRefused, OrdersChanged, OrderUpdate, PositionChanged
+from messages.events import FillsRecorded, IntentRefused, IntentsRefused, OrdersChanged, OrderUpdate, PositionChanged
 from messages.lifecycle import ModeChanged, Rebuild, Reconciled
 from messages.reports import OrderReport, PositionReport, VenueState
 from messages.types import MarketRules, Mode, OrderState, Origin, Side
@@ -59,6 +59,15 @@ def test_m4_intent_with_an_older_position_version_is_refused_as_stale():
     assert [o.to for o in out] == ["grid"]                  # back to whoever computed it
     assert r.refused["stale"] == 1
     assert r.live == {}
+
+
+def test_m4_an_intent_that_predates_a_journaled_fill_is_refused_before_the_position_catches_up():
+    r = book(version=2000)
+    r.on_fills(FillsRecorded(3, ()))            # fill 3 is journaled; the ledger has not reported it yet
+    out = r.on_intents(intents(spec("a", version=2000), version=2000))
+    assert approved(out) == [] and "predates journaled fill 3" in refused(out)["a"]
+    r.on_position(position(3000))
+    assert approved(r.on_intents(intents(spec("b", version=3000), version=3000))) == ["b"]
 
 
 def test_m4_intent_at_the_current_version_is_approved_for_the_balance_actor():

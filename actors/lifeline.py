@@ -1,0 +1,66 @@
+"""The bot dies with its launcher. Thespian's admin process is forked by `gridbot run` but cannot be
+told to die with it, so the supervisor holds a lifeline: it watches the launcher's pid (and start time,
+against pid reuse), and when the launcher is gone, SIGKILL or not, it takes the admin process and every
+actor down, leaving the venue's dead man's switch to cancel what rests."""
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from actors.shell import LAUNCHER_ENV
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), None when it does not exist."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19] if fields[0] != "Z" else None
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(ppid, []).append(int(entry.name))
+    return tree
+
+
+def descendants(root: int) -> list[int]:
+    tree, out, todo = _children(), [], [root]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+class Lifeline:
+    def __init__(self) -> None:
+        text = os.environ.get(LAUNCHER_ENV, "")
+        self.pid = int(text) if text.isdigit() else None
+        self.started = start_time(self.pid) if self.pid else None
+
+    @property
+    def watching(self) -> bool:
+        return self.pid is not None and self.pid != os.getpid() and self.started is not None
+
+    def launcher_alive(self) -> bool:
+        return not self.watching or start_time(self.pid) == self.started
+
+    def cut(self) -> None:
+        """Kill the admin process and everything under it except us, then exit."""
+        admin = os.getppid()
+        me = os.getpid()
+        for pid in [p for p in descendants(admin) if p != me] + [admin]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os._exit(1)
