@@ -35,7 +35,7 @@ from messages.lifecycle import (
     StatusRequest,
     Wire,
 )
-from messages.types import Mode
+from messages.types import FillSource, Mode
 
 _STATUS_TIMEOUT_S = 3.0
 _FINAL_AUDIT_ID = 10**9
@@ -138,8 +138,7 @@ class Supervisor(Actor):
         if self.mode is not Mode.STARTING:
             self._set_mode(Mode.RECONCILING, self.reason)
         self.snapshot_id += 1
-        last = self.journal.last_fill_time_ms()
-        since = None if last is None else max(0, last - self.config.timing.backfill_margin_ms)
+        since = self.journal.poll_start_ms(FillSource.REST, self.config.timing.backfill_margin_ms)
         self._send("gateway", RequestSnapshot(self.snapshot_id, since))
         self._after(self.config.timing.startup_timeout_s, ("reconcile-deadline", self.snapshot_id))
 

@@ -48,11 +48,8 @@ class FillGuarantor:
 
     def _rest_since(self) -> int:
         """REST polls start at REST's own high-water mark (never past what REST has confirmed)."""
-        last = self.journal.last_fill_time_ms()
-        if last is None:
-            return 0
-        mark = self.journal.watermarks().get(FillSource.REST.value)
-        return max(0, (last if mark is None else min(mark, last)) - self.margin_ms)
+        start = self.journal.poll_start_ms(FillSource.REST, self.margin_ms)
+        return 0 if start is None else start
 
     def _audit_soon(self, reason: str) -> list:
         """One early audit at a time; the periodic timer keeps running beside it."""

@@ -136,6 +136,15 @@ class Journal:
             "ON CONFLICT(source) DO UPDATE SET time_ms = MAX(time_ms, excluded.time_ms), "
             "updated_at = excluded.updated_at", (source.value, time_ms, time.time()))
 
+    def poll_start_ms(self, source: FillSource, margin_ms: int) -> int | None:
+        """Where a poll of `source` starts: its own high-water mark (never past the last journaled
+        fill) minus the overlap margin; None while the journal has no fill."""
+        last = self.last_fill_time_ms()
+        if last is None:
+            return None
+        mark = self.watermarks().get(source.value)
+        return max(0, (last if mark is None else min(mark, last)) - margin_ms)
+
     def watermarks(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._db.execute("SELECT source, time_ms FROM watermarks")}
 

@@ -1,0 +1,104 @@
+"""Run a real bot (`gridbot run`, its own processes, the unmodified SDK) against a local Hyperliquid
+simulator process, and read back what both sides know: the exchange's fills and positions through its
+API and control port, the bot's through its journal and summary."""
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import live_processes_with_arg
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "0x" + "5a" * 32
+
+
+def address() -> str:
+    from eth_account import Account
+    return Account.from_key(KEY).address.lower()
+
+
+def _toml(value) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def bot_config(tmp_path: Path, url: str, grid: dict | None = None, risk: dict | None = None,
+               timing: dict | None = None, **hl) -> Path:
+    """A small grid on BTC (5 levels a side, 0.1 % apart, 0.001 BTC) that fills often on 1-minute data."""
+    sections = {
+        "bot": {"id": f"hltest{os.getpid()}", "exchange": "hyperliquid", "state_dir": str(tmp_path / "state")},
+        "market": {"symbol": "BTC"},
+        "grid": {"levels_per_side": 5, "spacing": "arithmetic", "spacing_pct": 0.1, "order_size": 0.001,
+                 **(grid or {})},
+        "risk": {"max_position": 0.01, "max_open_orders": 30, **(risk or {})},
+        "timing": {"audit_interval_s": 5.0, "shutdown_timeout_s": 10.0, "startup_timeout_s": 20.0,
+                   **(timing or {})},
+        "hyperliquid": {"base_url": url, "dead_man_s": 60.0, "dead_man_refresh_s": 20.0, "stream_stale_s": 2.0,
+                        "reconnect_max_s": 1.0, **hl},
+    }
+    text = "".join(f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()) + "\n"
+                   for name, keys in sections.items())
+    path = tmp_path / "hl.toml"
+    path.write_text(text)
+    return path
+
+
+def start_bot(tmp_path: Path, config: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_HL_PRIVATE_KEY": KEY}
+    return subprocess.Popen([sys.executable, str(REPO / "supervisor.py"), "run", "--config", str(config), *args],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def user_state(sim) -> dict:
+    return sim.control("state")["users"].get(address(), {})
+
+
+def wait_until(predicate, deadline_s: float, what: str):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)     # polling interval of a deadline-bounded wait, not synchronization
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def journal_trade_ids(state: Path) -> list[str]:
+    db = sqlite3.connect(f"file:{state / 'journal.db'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT trade_id FROM fills")]
+    finally:
+        db.close()
+
+
+def server_trade_ids(sim) -> list[str]:
+    from hyperliquid.info import Info
+    info = Info(sim.url, skip_ws=True)
+    seen, start = {}, 0
+    while True:
+        page = info.user_fills_by_time(address(), start, None)
+        fresh = [f for f in page if str(f["tid"]) not in seen]
+        if not fresh:
+            return list(seen)
+        for f in fresh:
+            seen[str(f["tid"])] = f
+        start = max(f["time"] for f in page)
+
+
+def kill_bot(proc: subprocess.Popen, config: Path) -> None:
+    """SIGKILL the launcher, as `kill -9 <gridbot pid>` does: every process of the bot must follow it."""
+    assert len(live_processes_with_arg(str(config))) >= 8      # launcher, admin, supervisor, 7 actors
+    proc.kill()
+    proc.wait(10)
+    wait_until(lambda: not live_processes_with_arg(str(config)), 5, "every bot process gone")
+
+
+def stop_bot(proc: subprocess.Popen) -> tuple[str, str]:
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    return out, err
