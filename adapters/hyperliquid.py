@@ -63,6 +63,7 @@ _MAX_TRIGGERS_PER_DAY = 10
 _MIN_DEAD_MAN_S = 5.0
 _INFO_WEIGHT_LIGHT = 2          # l2Book, allMids, clearinghouseState, orderStatus
 _INFO_WEIGHT = 20
+_FILLS_PAGE = 2000              # userFillsByTime answers at most this many fills
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +255,9 @@ class HyperliquidExchange(Exchange):
             self._log_problems(problems)
             fresh = [f for f in fills if f.trade_id not in seen]
             if not fresh:
+                if len(fills) >= _FILLS_PAGE:
+                    logger.warning("userFillsByTime: more than a page of fills at {} ms cannot be paged; "
+                                   "the audit's userFills will find the rest", start)
                 break
             for f in fresh:
                 seen.add(f.trade_id)
