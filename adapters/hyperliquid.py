@@ -256,8 +256,8 @@ class HyperliquidExchange(Exchange):
             fresh = [f for f in fills if f.trade_id not in seen]
             if not fresh:
                 if len(fills) >= _FILLS_PAGE:
-                    logger.warning("userFillsByTime: more than a page of fills at {} ms cannot be paged; "
-                                   "the audit's userFills will find the rest", start)
+                    logger.warning("userFillsByTime: more than a page of fills at {} ms; the venue cannot "
+                                   "page within a millisecond, fills beyond the page are not fetched", start)
                 break
             for f in fresh:
                 seen.add(f.trade_id)
