@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from loguru import logger
+
 from actors.outbox import REPLY, SUPERVISOR, After, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
@@ -75,6 +77,7 @@ class OrderBook:
         self.query_delay_s = query_delay_s
         self.margin_ms = backfill_margin_ms
         self.rules: MarketRules | None = None
+        self.rule_refusals: dict[str, int] = {}
         self.orders: dict[str, OrderRecord] = {}
         self.by_exchange_id: dict[str, str] = {}
         self.pending: list[str] = []
@@ -129,6 +132,15 @@ class OrderBook:
             self.orders[spec.client_id] = rec
             if not self.accepting and spec.origin is Origin.GRID:
                 rec.state = OrderState.REJECTED
+                refused.append(rec)
+                continue
+            reason = self.rules.check(spec.price, spec.size, len(self.live())) if self.rules else None
+            if reason is not None:
+                # The exchange would refuse it (B-2.4): refused here, with the reason, never sent.
+                rec.state = OrderState.REJECTED
+                self.rule_refusals[reason.value] = self.rule_refusals.get(reason.value, 0) + 1
+                logger.warning("order {} refused before sending: {} ({} {} @ {})", spec.client_id, reason.value,
+                               spec.side.value, spec.size, spec.price)
                 refused.append(rec)
                 continue
             self.pending.append(spec.client_id)
@@ -341,6 +353,7 @@ class OrderBook:
     def on_status(self, msg: StatusRequest) -> list:
         live = self.live()
         data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
+                "refused_by_rules": dict(self.rule_refusals),
                 "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}
         return [Out(REPLY, StatusReport("orderbook", msg.request_id, data))]
 

@@ -162,6 +162,17 @@ def test_m3_a_partial_batch_waits_one_fixed_window():
     assert [s.client_id for s in place.orders] == ["a", "b"]
 
 
+@pytest.mark.parametrize("price, size, reason", [
+    ("40000.05", "1.000", "price_tick"), ("40000.0", "1.0005", "size_lot"), ("0", "1.000", "price_range"),
+])
+def test_b24_an_order_the_exchange_would_refuse_is_refused_with_its_reason_and_never_sent(price, size, reason):
+    book = make_book(batch_max=1)
+    out = book.on_submit(SubmitOrders((spec("bad", price=price, size=size), spec("good"))))
+    assert states(out)["bad"] is OrderState.REJECTED
+    assert [s.client_id for p in msgs(out, PlaceOrders) for s in p.orders] == ["good"]
+    assert book.rule_refusals == {reason: 1}
+
+
 def test_resubmitting_the_same_client_id_is_ignored(tmp_path):
     journal = Journal(tmp_path / "journal.db")
     book = make_book(journal, batch_max=10)
