@@ -343,7 +343,7 @@ class OrderBook:
                 rec.state = OrderState.FILLED        # its fills are already journaled (B-2.3)
                 continue
             missing.append(cid)
-        self._save([r for r in self.orders.values() if r.spec.client_id not in on_exchange])
+        self._save(list(self.orders.values()))     # the journal now says what the exchange says
         out = [Out(ORDER_SUBSCRIBERS, OrdersChanged(tuple(r.update() for r in self.orders.values())))]
         out += self._query_later(missing)
         out.append(Out(REPLY, Reconciled("orderbook", True,

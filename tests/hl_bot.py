@@ -47,11 +47,23 @@ def bot_config(tmp_path: Path, url: str, grid: dict | None = None, risk: dict | 
     return path
 
 
-def start_bot(tmp_path: Path, config: Path, *args: str) -> subprocess.Popen:
+class Bot(subprocess.Popen):
+    """`gridbot run` with its output in files (a pipe nobody reads would block a chatty bot)."""
+
+    def communicate(self, input=None, timeout=None) -> tuple[str, str]:
+        self.wait(timeout)
+        return self.out_path.read_text(errors="replace"), self.err_path.read_text(errors="replace")
+
+
+def start_bot(tmp_path: Path, config: Path, *args: str) -> Bot:
     env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_HL_PRIVATE_KEY": KEY}
-    return subprocess.Popen([sys.executable, str(REPO / "supervisor.py"), "run", "--config", str(config), *args],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    n = len(list(tmp_path.glob("bot-*.out")))
+    out_path, err_path = tmp_path / f"bot-{n}.out", tmp_path / f"bot-{n}.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = Bot([sys.executable, str(REPO / "supervisor.py"), "run", "--config", str(config), *args],
+                   cwd=tmp_path, env=env, stdout=out, stderr=err, text=True, start_new_session=True)
+    proc.out_path, proc.err_path = out_path, err_path
+    return proc
 
 
 def user_state(sim) -> dict:
@@ -96,6 +108,23 @@ def kill_bot(proc: subprocess.Popen, config: Path) -> None:
     proc.kill()
     proc.wait(10)
     wait_until(lambda: not live_processes_with_arg(str(config)), 5, "every bot process gone")
+
+
+def crash(config: Path) -> None:
+    """SIGKILL every process of the bot at once: a power cut, not a shutdown."""
+    pids = live_processes_with_arg(str(config))
+    assert pids, "the bot is not running"
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_until(lambda: not live_processes_with_arg(str(config)), 10, "every bot process gone")
+
+
+def exchange_open_orders(sim) -> list[dict]:
+    from hyperliquid.info import Info
+    return Info(sim.url, skip_ws=True).frontend_open_orders(address())
 
 
 def stop_bot(proc: subprocess.Popen) -> tuple[str, str]:

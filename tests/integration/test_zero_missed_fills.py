@@ -3,17 +3,15 @@ another, and the journal compared with the exchange's own fill list, trade id by
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 from decimal import Decimal
 
 import pytest
 
-from tests.helpers import live_processes_with_arg
 from tests.hl_bot import (
     address,
     bot_config,
+    crash,
     journal_trade_ids,
     server_trade_ids,
     start_bot,
@@ -31,18 +29,6 @@ def run_for(tmp_path, config, seconds: float, summary: str) -> dict:
     out, err = proc.communicate(timeout=seconds + 60)
     assert proc.returncode == 0, err[-3000:]
     return json.loads((tmp_path / summary).read_text())
-
-
-def crash(config) -> None:
-    """SIGKILL every process of the bot at once: a power cut, not a shutdown."""
-    pids = live_processes_with_arg(str(config))
-    assert pids, "the bot is not running"
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    wait_until(lambda: not live_processes_with_arg(str(config)), 10, "every bot process gone")
 
 
 @pytest.mark.timeout(420)
