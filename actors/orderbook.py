@@ -26,6 +26,7 @@ from messages.commands import (
     SubmitOrders,
 )
 from messages.events import (
+    ExchangeSnapshot,
     CancelFailed,
     FillsRecorded,
     OrderAcked,
@@ -46,6 +47,7 @@ ORDER_SUBSCRIBERS = ("grid", "risk", "balance")
 LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
         OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
 _FLUSH, _QUERY = "flush", "query"
+_LOST_GRACE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -295,9 +297,9 @@ class OrderBook:
                 # filled (or cancelled after a partial fill): fetch the fills through the guarantor (B-2.3)
                 since = int(rec.created * 1000) - self.margin_ms
                 filled_since = since if filled_since is None else min(filled_since, since)
-                if report.state is OrderState.CANCELLED:
-                    rec.state = OrderState.CANCELLED
-                continue
+                if report.state is not OrderState.CANCELLED:
+                    continue            # filled: the fills complete it when they are journaled
+                rec.state = OrderState.CANCELLED    # and everyone hears it: the level is free again
             changed.append(rec)
         out = self._changed(changed)
         if filled_since is not None:
@@ -307,6 +309,22 @@ class OrderBook:
                 self.orders[cid].state = OrderState.OPEN
             out += self.on_cancel_request(RequestCancels(tuple(recancel)))
         return out
+
+    def on_snapshot(self, msg: ExchangeSnapshot) -> list:
+        """Lost orders (B-2.3): one we think is live that the exchange's open orders lack is asked
+        about by client id. The answer is the truth: cancelled by the venue (a dead man's switch, a
+        margin call), filled (its fills are fetched through the guarantor), or never there. Orders
+        younger than the grace period may simply postdate the snapshot."""
+        on_exchange = {o.client_id for o in msg.state.open_orders if o.client_id}
+        cutoff = time.time() - _LOST_GRACE_S
+        missing = [cid for cid, r in self.orders.items()
+                   if r.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED) and cid not in on_exchange
+                   and r.created < cutoff and cid not in self.to_query]
+        if not missing:
+            return []
+        self.counters["lost_suspected"] = self.counters.get("lost_suspected", 0) + len(missing)
+        logger.warning("{} orders missing from the exchange's open orders: asking their status", len(missing))
+        return self._query_later(missing)
 
     # -- rebuild ---------------------------------------------------------------------------------
     def on_rebuild(self, msg: Rebuild) -> list:
@@ -367,7 +385,7 @@ class OrderBookActor(ActorShell):
     routes = {SubmitOrders: "on_submit", OrdersPlaced: "on_placed", FillsRecorded: "on_fills",
               RequestCancels: "on_cancel_request", OrdersCancelled: "on_cancelled",
               OrderStatuses: "on_statuses", Rebuild: "on_rebuild", StatusRequest: "on_status",
-              ModeChanged: "on_mode"}
+              ModeChanged: "on_mode", ExchangeSnapshot: "on_snapshot"}
 
     def make_state(self, wire):
         t = wire.config.timing

@@ -91,3 +91,24 @@ def test_c3_fills_made_while_the_stream_is_down_are_journaled_exactly_once(tmp_p
         assert guarantor["gaps_detected"] + guarantor["fills_from_ws"] == len(journaled)
         assert guarantor["gaps_detected"] > 0       # the stream never delivered some: backfill did
         assert guarantor["audit_reasons"].get("reconnect", 0) >= 1
+
+
+def test_b23_orders_the_venue_cancelled_behind_the_bots_back_are_found_and_replaced(tmp_path):
+    """The dead man's switch fires while the bot lives (as if it had hung): the exchange cancels every
+    order and tells the bot nothing it listens to. The next audit finds them missing, their status
+    says cancelled, and the grid puts the ladder back."""
+    with start_hl_sim(tmp_path, fund=[(address(), "10000")], speed=1) as sim:
+        sim.control("pause")
+        config = bot_config(tmp_path, sim.url)
+        proc = start_bot(tmp_path, config, "--summary", str(tmp_path / "s.json"))
+        try:
+            wait_until(lambda: user_state(sim).get("open_orders", 0) == 10, 60, "the grid resting")
+            wait_until(lambda: user_state(sim).get("scheduled_cancel"), 10, "the switch armed")
+            sim.control("fire_scheduled_cancel")
+            assert user_state(sim)["open_orders"] == 0
+            wait_until(lambda: user_state(sim).get("open_orders", 0) == 10, 40, "the grid back on the book")
+        finally:
+            out, err = stop_bot(proc)
+        assert proc.returncode == 0, err[-3000:]
+        orderbook = json.loads((tmp_path / "s.json").read_text())["details"]["orderbook"]
+        assert orderbook["lost_suspected"] >= 10 and orderbook["cancelled"] >= 10

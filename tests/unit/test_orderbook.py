@@ -22,6 +22,7 @@ from messages.commands import (
     SubmitOrders,
 )
 from messages.events import (
+    ExchangeSnapshot,
     CancelFailed,
     FillsReceived,
     FillsRecorded,
@@ -379,6 +380,7 @@ def test_b23_cancelled_after_partial_fill_is_cancelled_and_backfilled():
                                          (("a", report("a", OrderState.CANCELLED, filled="0.3")),)))
     assert msgs(out, RequestBackfill)
     assert book.orders["a"].state is OrderState.CANCELLED
+    assert states(out) == {"a": OrderState.CANCELLED}       # the grid hears its level is free
 
 
 # -- cancel all --------------------------------------------------------------------------------------------
@@ -463,3 +465,24 @@ def test_b23_order_filled_while_the_book_was_down_ends_filled_after_rebuild(tmp_
                 book.on_fills(msg)
     assert "a" not in {r.spec.client_id for r in book.live()}, f"stuck: {book.orders['a'].state}"
     assert book.orders.get("a") is None or book.orders["a"].state is OrderState.FILLED
+
+
+# -- lost orders (B-2.3) -----------------------------------------------------------------------------
+def snapshot_with(*reports) -> ExchangeSnapshot:
+    return ExchangeSnapshot(1, VenueState(RULES, PositionReport("BTC"), (), tuple(reports), (), D("40000"), 0))
+
+
+def test_b23_an_order_missing_from_the_exchange_is_asked_about_then_resolved(monkeypatch):
+    book = live_book("a", "b")
+    for rec in book.orders.values():
+        rec.created -= 60                                   # sent a minute ago
+    out = book.on_snapshot(snapshot_with(report("a", OrderState.OPEN)))
+    assert afters(out) and book.counters["lost_suspected"] == 1
+    assert query_for(book).client_ids == ("b",)
+    out = book.on_statuses(OrderStatuses(1, (("b", report("b", OrderState.CANCELLED)),)))
+    assert states(out) == {"b": OrderState.CANCELLED}        # cancelled by the venue: the grid re-places it
+
+
+def test_b23_a_young_order_missing_from_a_snapshot_is_not_suspected():
+    book = live_book("a")
+    assert book.on_snapshot(snapshot_with()) == []
