@@ -25,6 +25,21 @@ def status(system, supervisor, timeout: float = 10) -> dict:
     return reply.data
 
 
+def wait_until(predicate, deadline_s: float, what: str = "condition", poll_s: float = 0.05):
+    """The one polling loop of the tests: re-evaluate `predicate` until it holds (its value is
+    returned) or the deadline passes. The pause between evaluations paces the polling of state that
+    offers nothing to block on (another process's HTTP state, a file); it is never the condition."""
+    end = time.monotonic() + deadline_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        left = end - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(min(poll_s, left))
+
+
 def wait_for(system, supervisor, predicate, deadline_s: float = 60, what: str = "condition") -> dict:
     """Poll status until predicate(status) holds (asking also drives simpleSystemBase's timers)."""
     end = time.monotonic() + deadline_s

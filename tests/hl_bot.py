@@ -8,10 +8,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from tests.helpers import live_processes_with_arg
+from tests.helpers import live_processes_with_arg, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "0x" + "5a" * 32
@@ -68,16 +67,6 @@ def start_bot(tmp_path: Path, config: Path, *args: str) -> Bot:
 
 def user_state(sim) -> dict:
     return sim.control("state")["users"].get(address(), {})
-
-
-def wait_until(predicate, deadline_s: float, what: str):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)     # polling interval of a deadline-bounded wait, not synchronization
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def journal_trade_ids(state: Path) -> list[str]:

@@ -15,9 +15,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from tests.helpers import wait_until
 
 __all__ = ["HlSim", "start_hl_sim", "REPO"]
 
@@ -92,15 +93,18 @@ def start_hl_sim(tmp_path, *extra_args: str, fund=(), data=None, speed: float = 
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if ready.exists():
-            info = json.loads(ready.read_text())
-            if info.get("pid") == proc.pid:
-                return HlSim(proc, info["url"], stderr_path, Path(state) if state else None)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.02)
+
+    def announced() -> dict | None:
+        info = json.loads(ready.read_text()) if ready.exists() else {}
+        return info if info.get("pid") == proc.pid else None
+
+    try:
+        info = wait_until(lambda: announced() or proc.poll() is not None, deadline_s, "the simulator's ready file",
+                          poll_s=0.02)
+    except AssertionError:
+        info = None
+    if isinstance(info, dict):
+        return HlSim(proc, info["url"], stderr_path, Path(state) if state else None)
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)

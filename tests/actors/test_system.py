@@ -10,7 +10,7 @@ import pytest
 from actors import launcher
 from adapters.journal import Journal
 from messages.lifecycle import Shutdown, ShutdownComplete
-from tests.helpers import paper_config, status, stop, wait_for
+from tests.helpers import paper_config, stop, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

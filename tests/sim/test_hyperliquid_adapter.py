@@ -3,6 +3,7 @@ every Exchange-interface call, classified failures, fill paging, stream rebuild 
 switch, as the gateway sees them."""
 from __future__ import annotations
 
+import select
 import time
 from decimal import Decimal
 
@@ -54,7 +55,8 @@ def pump_until(ex: HyperliquidExchange, predicate, deadline_s: float = 15.0) -> 
         seen += ex.drain_events()
         if predicate(seen):
             return seen
-        time.sleep(0.02)
+        # Block until the stream queues an event, at most one pump interval (liveness needs pumps).
+        select.select([ex.wakeup_fd], [], [], min(0.1, max(0.0, end - time.monotonic())))
     raise AssertionError(f"events never matched; saw {[type(e).__name__ for e in seen]}")
 
 

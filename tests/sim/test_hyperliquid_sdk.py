@@ -18,6 +18,7 @@ from hyperliquid.utils.error import ClientError, ServerError
 from hyperliquid.utils.signing import get_timestamp_ms, sign_l1_action
 from hyperliquid.utils.types import Cloid
 
+from tests.helpers import wait_until
 from tests.hl_sim import start_hl_sim
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,16 +37,6 @@ def order(coin, is_buy, sz, px, tif="Gtc", cloid=None, reduce_only=False) -> dic
 def statuses(response) -> list:
     assert response["status"] == "ok", response
     return response["response"]["data"]["statuses"]
-
-
-def wait_for(predicate, deadline_s=10.0, what="condition"):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def next_message(messages: queue.Queue, predicate, deadline_s=10.0) -> dict:
@@ -200,9 +191,9 @@ def test_drop_ws_closes_the_sdk_socket(sim, wallet):
         info.subscribe({"type": "allMids"}, messages.put)
         mids = next_message(messages, lambda m: m["channel"] == "allMids")
         assert mids["data"]["mids"]["BTC"]
-        wait_for(lambda: sim.control("state")["ws_connections"] >= 1, what="the socket to register")
+        wait_until(lambda: sim.control("state")["ws_connections"] >= 1, 10, what="the socket to register")
         sim.control("drop_ws")
-        wait_for(lambda: not info.ws_manager.ws.keep_running, what="the SDK to see the close")
+        wait_until(lambda: not info.ws_manager.ws.keep_running, 10, what="the SDK to see the close")
         assert sim.control("state")["ws_connections"] == 0
     finally:
         info.disconnect_websocket()
@@ -338,7 +329,7 @@ def test_fill_push_faults_and_non_user_cancels_on_user_events(sim, wallet):
 
     try:
         info.subscribe({"type": "userEvents", "user": wallet.address}, messages.put)
-        wait_for(lambda: sim.control("state")["ws_connections"] >= 1, what="the socket to register")
+        wait_until(lambda: sim.control("state")["ws_connections"] >= 1, 10, what="the socket to register")
         sim.control("faults", spec="dup_fills=1")
         oid = rest_and_fill(3690, "3689")
         first, second = fill_push(), fill_push()
@@ -391,7 +382,7 @@ def test_ws_survives_malformed_messages_and_goes_quiet_under_ws_silence(sim):
             except websocket.WebSocketTimeoutException:
                 return False
         ws.settimeout(0.2)
-        wait_for(pong, what="pongs after the silence")
+        wait_until(pong, 10, what="pongs after the silence")
     finally:
         sim.control("faults", spec="clear")
         ws.close()
@@ -406,7 +397,7 @@ def test_restart_fault_keeps_the_venue_and_drops_sockets(sim, wallet):
         next_message(messages, lambda m: m["channel"] == "allMids")
         oid = statuses(ex.order("ATOM", True, 1.0, 30.0, {"limit": {"tif": "Alo"}}))[0]["resting"]["oid"]
         sim.control("restart")
-        wait_for(lambda: not info.ws_manager.ws.keep_running, what="the SDK to see the close")
+        wait_until(lambda: not info.ws_manager.ws.keep_running, 10, what="the SDK to see the close")
         rest = Info(sim.url, skip_ws=True)
         assert rest.query_order_by_oid(wallet.address, oid)["order"]["status"] == "open"
         assert statuses(ex.cancel("ATOM", oid)) == ["success"]

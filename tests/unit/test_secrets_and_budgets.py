@@ -11,7 +11,7 @@ import pytest
 
 from adapters.base import RateLimited
 from adapters.budget import ActionBudget, WeightBudget
-from adapters.secrets import Secret, SecretError, read_secret
+from adapters.secrets import SecretError, read_secret
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(60)
