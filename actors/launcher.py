@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from actors.lifeline import process_tree
 from actors.shell import mark_launcher
 from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
@@ -114,7 +115,7 @@ def reap_children(timeout: float = 10.0) -> int:
         if pid:
             continue
         if time.monotonic() > deadline:
-            for child in _child_pids():
+            for child in process_tree().get(os.getpid(), []):
                 try:
                     os.kill(child, signal.SIGKILL)
                     killed += 1
@@ -122,20 +123,6 @@ def reap_children(timeout: float = 10.0) -> int:
                     pass
             deadline = time.monotonic() + timeout
         threading.Event().wait(0.05)
-
-
-def _child_pids() -> list[int]:
-    me = str(os.getpid())
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[1] == me:
-                pids.append(int(entry.name))
-    return pids
 
 
 def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):

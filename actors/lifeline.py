@@ -11,29 +11,33 @@ from pathlib import Path
 from actors.shell import LAUNCHER_ENV
 
 
-def start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), None when it does not exist."""
+def proc_stat(pid: int | str) -> list[str] | None:
+    """/proc/pid/stat's fields after the command name (state first, then ppid ...), None when gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return fields[19] if fields[0] != "Z" else None
 
 
-def _children() -> dict[int, list[int]]:
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (field 22 of /proc/pid/stat), None when it does not exist."""
+    fields = proc_stat(pid)
+    return fields[19] if fields and fields[0] != "Z" else None
+
+
+def process_tree() -> dict[int, list[int]]:
+    """Every process's children, by parent pid."""
     tree: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry.name))
+            fields = proc_stat(entry.name)
+            if fields is not None:
+                tree.setdefault(int(fields[1]), []).append(int(entry.name))
     return tree
 
 
 def descendants(root: int) -> list[int]:
-    tree, out, todo = _children(), [], [root]
+    tree, out, todo = process_tree(), [], [root]
     while todo:
         for child in tree.get(todo.pop(), []):
             out.append(child)
