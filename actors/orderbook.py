@@ -127,6 +127,7 @@ class OrderBook:
 
     def on_submit(self, msg: SubmitOrders) -> list:
         fresh, refused = [], []
+        live = len(self.live())
         for spec in msg.orders:
             if spec.client_id in self.orders:
                 continue            # the same deterministic id again: already ours, never twice
@@ -136,7 +137,7 @@ class OrderBook:
                 rec.state = OrderState.REJECTED
                 refused.append(rec)
                 continue
-            reason = self.rules.check(spec.price, spec.size, len(self.live())) if self.rules else None
+            reason = self.rules.check(spec.price, spec.size, live) if self.rules else None
             if reason is not None:
                 # The exchange would refuse it (B-2.4): refused here, with the reason, never sent.
                 rec.state = OrderState.REJECTED
@@ -147,6 +148,7 @@ class OrderBook:
                 continue
             self.pending.append(spec.client_id)
             fresh.append(rec)
+            live += 1
         self._save(fresh)           # write-ahead: journaled before it can be sent
         out = self._changed(refused)
         if len(self.pending) >= self.batch_max:
