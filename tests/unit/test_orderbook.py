@@ -486,3 +486,11 @@ def test_b23_an_order_missing_from_the_exchange_is_asked_about_then_resolved(mon
 def test_b23_a_young_order_missing_from_a_snapshot_is_not_suspected():
     book = live_book("a")
     assert book.on_snapshot(snapshot_with()) == []
+
+
+def test_b24_max_orders_counts_the_orders_already_live_not_the_one_being_checked():
+    from dataclasses import replace
+    book = make_book(batch_max=10, rules=replace(RULES, max_orders=2))
+    out = book.on_submit(SubmitOrders((spec("a"), spec("b"), spec("c"))))
+    assert states(out) == {"c": OrderState.REJECTED}
+    assert book.rule_refusals == {"max_orders": 1}
