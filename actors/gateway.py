@@ -92,14 +92,15 @@ class Gateway:
 
     def on_timer(self, payload) -> list:
         if payload == _PUMP:
+            out = []
             if self.market_data and time.monotonic() >= self.held_until:
                 self.exchange.pump(now_ms())
             if self.market_data:
                 try:
                     self.exchange.keepalive(now_ms())
                 except ExchangeFailure as exc:
-                    return [self._failed(exc, "keepalive")] + self.drain() + [After(self.pump_interval_s, _PUMP)]
-            return self.drain() + [After(self.pump_interval_s, _PUMP)]
+                    out.append(self._failed(exc, "keepalive"))
+            return out + self.drain() + [After(self.pump_interval_s, _PUMP)]
         if isinstance(payload, tuple) and payload and payload[0] == "retry":
             return self.route(payload[1])
         return []

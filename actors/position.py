@@ -40,7 +40,6 @@ class Ledger:
         self.mark: Decimal | None = None
         self.corrections = 0
         self.last_drift = ZERO
-        self.last_snapshot_id = 0
         self.recent_snapshot_ids: deque[int] = deque(maxlen=16)
         self.exchange_open_orders: int | None = None
         self._suspect: Decimal | None = None
@@ -109,7 +108,6 @@ class Ledger:
         taken out of ours before comparing; a drift must be seen twice to be corrected."""
         state = msg.state
         self.exchange_position = state.position.size
-        self.last_snapshot_id = msg.request_id
         self.recent_snapshot_ids.append(msg.request_id)
         self.exchange_open_orders = len(state.open_orders)
         if state.mid is not None:
@@ -129,6 +127,10 @@ class Ledger:
         self.corrections += 1
         self.version += 1
         return self._changed()
+
+    @property
+    def last_snapshot_id(self) -> int:
+        return self.recent_snapshot_ids[-1] if self.recent_snapshot_ids else 0
 
     def on_tick(self, msg: PriceTick) -> list:
         self.mark = msg.mid

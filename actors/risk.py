@@ -148,7 +148,8 @@ class RiskBook:
 
     def on_status(self, msg: StatusRequest) -> list:
         data = {"position": self.position, "version": self.version, "live_orders": len(self.live),
-                "refused": dict(self.refused), "fills_version": self.fills_version, "errors": dict(self.errors), "last_error": self.last_error,
+                "refused": dict(self.refused), "fills_version": self.fills_version,
+                "errors": dict(self.errors), "last_error": self.last_error,
                 "max_position": self.max_position}
         return [Out(REPLY, StatusReport("risk", msg.request_id, data))]
 
