@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import requests
+from eth_account import Account
+from hyperliquid.exchange import Exchange as SdkExchange
+from hyperliquid.info import Info
+from hyperliquid.utils.error import ClientError, ServerError
+from hyperliquid.utils.types import Cloid
 from loguru import logger
 
 from adapters.base import CancelResult, Exchange, PlaceResult, RateLimited, Rejected, Transient, Unknown
@@ -99,7 +104,6 @@ class HyperliquidExchange(Exchange):
 
     def __init__(self, settings: HyperliquidSettings, private_key: Secret,
                  clock: Callable[[], float] = time.time):
-        from eth_account import Account
         self.settings = settings
         self._wallet = Account.from_key(private_key.reveal())
         self.address = (settings.account_address or self._wallet.address).lower()
@@ -149,7 +153,6 @@ class HyperliquidExchange(Exchange):
 
     @staticmethod
     def _classify(exc: Exception, what: str, write: bool):
-        from hyperliquid.utils.error import ClientError, ServerError
         if isinstance(exc, ClientError):
             headers = exc.header if exc.header is not None else exc.error_data
             if exc.status_code == 429:
@@ -194,8 +197,6 @@ class HyperliquidExchange(Exchange):
     def connect(self) -> None:
         if self._exchange is not None:
             return
-        from hyperliquid.exchange import Exchange as SdkExchange
-        from hyperliquid.info import Info
         s = self.settings
         self.budget.spend(2 * _INFO_WEIGHT, "metadata")
         try:
@@ -275,7 +276,6 @@ class HyperliquidExchange(Exchange):
 
     def order_status(self, client_ids: Sequence[str]) -> list[OrderReport | None]:
         self.connect()
-        from hyperliquid.utils.types import Cloid
         reports: list[OrderReport | None] = []
         for cid in client_ids:
             answer = self._call("orderStatus", _INFO_WEIGHT_LIGHT, self._info.query_order_by_cloid,
@@ -291,7 +291,6 @@ class HyperliquidExchange(Exchange):
         if not orders:
             return []
         self.connect()
-        from hyperliquid.utils.types import Cloid
         results: list[PlaceResult | None] = [None] * len(orders)
         requests_, index = [], []
         for i, spec in enumerate(orders):
@@ -327,7 +326,6 @@ class HyperliquidExchange(Exchange):
         if not orders:
             return []
         self.connect()
-        from hyperliquid.utils.types import Cloid
         results: list[CancelResult | None] = [None] * len(orders)
         by_cloid, by_oid = [], []
         for i, (cid, oid) in enumerate(orders):
@@ -365,7 +363,6 @@ class HyperliquidExchange(Exchange):
         s = self.settings
         if s.dead_man_s <= 0 or self._exchange is None:
             return
-        now_ms = self._now_ms()
         if self._dead_man_armed and now_ms >= self._dead_man_until:
             day = now_ms // _DAY_MS
             self._triggers[day] = self._triggers.get(day, 0) + 1
@@ -404,7 +401,6 @@ class HyperliquidExchange(Exchange):
             self._open_stream()
 
     def _open_stream(self) -> None:
-        from hyperliquid.info import Info
         s = self.settings
         self._generation += 1
         generation = self._generation
