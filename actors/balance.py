@@ -107,7 +107,8 @@ class Balances:
             if self.funds.reserve(spec):
                 accepted.append(spec)
             else:
-                refused.append(IntentRefused(spec.client_id, "insufficient funds", spec.origin, spec.level))
+                refused.append(IntentRefused(spec.client_id, "insufficient funds", spec.origin, spec.level,
+                                             "funds"))
         out = []
         if accepted:
             out.append(Out("orderbook", SubmitOrders(tuple(accepted))))

@@ -12,35 +12,28 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from loguru import logger
 
-from actors.outbox import REPLY, Out
+from actors.grid_levels import GridShape, Volatility, grid_prices, level_range, shape_from_bounds, spacing_pct
+from actors.grid_retry import CounterRetries
+from actors.outbox import REPLY, SUPERVISOR, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
-from messages.commands import OrderIntents, OrderSpec
+from messages.commands import EmergencyStop, OrderIntents, OrderSpec, RequestCancels
 from messages.events import FillsRecorded, IntentsRefused, OrdersChanged, PositionChanged, PriceTick
 from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.types import ZERO, MarketRules, Mode, OrderState, Origin, Side, client_order_id
 
-HUNDRED = Decimal(100)
-
 
 def level_prices(anchor: Decimal, levels: int, spacing: str, pct: Decimal, rules: MarketRules,
                  min_ticks: int = 1) -> dict[int, Decimal] | None:
-    """Prices of levels -N..N, rounded to the market; None when rounding would make two levels meet
-    or the spacing falls under the floor (C-4)."""
-    prices = {}
-    for i in range(-levels, levels + 1):
-        raw = anchor + anchor * pct / HUNDRED * i if spacing == "arithmetic" else anchor * (1 + pct / HUNDRED) ** i
-        prices[i] = rules.round_price(raw)
-    ordered = [prices[i] for i in range(-levels, levels + 1)]
-    for lower, upper in zip(ordered, ordered[1:]):
-        if upper <= lower or upper - lower < rules.tick_at(lower) * min_ticks:
-            return None
-    return prices
+    """Prices of a neutral grid's levels -N..N (see grid_levels.grid_prices)."""
+    return grid_prices(GridShape(anchor, levels, levels, spacing, pct, min_ticks), rules)[0]
 
 
-def empty_level(position: Decimal, base_position: Decimal, order_size: Decimal, levels: int) -> int:
+def empty_level(position: Decimal, base_position: Decimal, order_size: Decimal, levels: int,
+                above: int | None = None) -> int:
+    """Levels -levels..above (above defaults to levels); clamped one step outside the grid."""
     units = ((position - base_position) / order_size).to_integral_value(rounding=ROUND_HALF_EVEN)
-    return max(-levels - 1, min(levels + 1, -int(units)))
+    return max(-levels - 1, min((levels if above is None else above) + 1, -int(units)))
 
 
 def desired_orders(prices: dict[int, Decimal], empty: int, mid: Decimal | None) -> dict[int, Side]:
@@ -65,41 +58,76 @@ class Grid:
         self.journal = journal
         self.rules: MarketRules | None = None
         self.mode = Mode.STARTING
+        self.below, self.above = level_range(self.cfg.levels_per_side, self.cfg.bias)
         self.anchor: Decimal | None = None
+        self.spacing_pct = self.cfg.spacing_pct
+        self.size = self.cfg.order_size
         self.base_position = ZERO
         self.epoch = 0
         self.position = ZERO
         self.version = -1
         self.mid: Decimal | None = None
+        self.now_ms = 0
         self.prices: dict[int, Decimal] | None = None
         self.working: dict[int, str] = {}          # level -> client id (pending or live)
-        self.sizes: dict[str, list] = {}           # client id -> [level, size, filled, side]
+        self.sizes: dict[str, list] = {}           # client id -> [level, size, filled, side, price]
+        self.cancelling: set[str] = set()
         self.fills_version = -1
         self.done: dict[str, None] = {}            # recently ended client ids (late updates ignored)
         self.attempts: dict[tuple[int, str, int], int] = {}
         self.refused_reason = ""
         self.intents_sent = 0
+        self.cancels_sent = 0
+        self.out_since_ms: int | None = None       # price outside the grid since (persisted, B-3.3)
+        self.volatility = Volatility(int(self.cfg.volatility_sample_s * 1000), self.cfg.volatility_window)
+        self.counters = CounterRetries(self.cfg.counter_retry_limit, self.cfg.counter_retry_initial_s,
+                                       self.cfg.counter_retry_max_s)
+        self.emergency = ""
 
     # -- persistence -----------------------------------------------------------------------------
+    def _put(self, **values) -> None:
+        if self.journal is not None:
+            for key, value in values.items():
+                self.journal.put_state(key, "" if value is None else str(value))
+
     def _load(self) -> None:
         if self.journal is None:
             return
         anchor = self.journal.get_state("anchor")
-        if anchor is not None:
+        if anchor:
             self.anchor = Decimal(anchor)
             self.base_position = Decimal(self.journal.get_state("base_position") or "0")
             self.epoch = int(self.journal.get_state("epoch") or "0")
+            self.spacing_pct = Decimal(self.journal.get_state("spacing_pct") or str(self.cfg.spacing_pct))
+            self.size = Decimal(self.journal.get_state("order_size") or str(self.cfg.order_size))
+        out_since = self.journal.get_state("out_of_range_since_ms")
+        self.out_since_ms = int(out_since) if out_since else None
 
     def _set_anchor(self, anchor: Decimal) -> None:
+        """A new epoch: prices, spacing and size are fixed here and persisted with the anchor."""
+        cfg = self.cfg
+        if cfg.lower > 0:
+            shape = shape_from_bounds(cfg.lower, cfg.upper, self.below, self.above, cfg.spacing,
+                                      cfg.min_spacing_ticks, cfg.min_width_pct)
+            anchor, self.spacing_pct = shape.anchor, shape.pct
+        else:
+            self.spacing_pct = spacing_pct(cfg.spacing_pct, cfg.volatility_multiplier, self.volatility.pct())
         self.anchor = self.rules.round_price(anchor)
+        raw_size = cfg.order_notional / self.anchor if cfg.order_notional > 0 else cfg.order_size
+        self.size = self.rules.round_size(raw_size)
         self.base_position = self.position
         self.epoch += 1
-        if self.journal is not None:
-            self.journal.put_state("anchor", str(self.anchor))
-            self.journal.put_state("base_position", str(self.base_position))
-            self.journal.put_state("epoch", str(self.epoch))
+        self.out_since_ms = None
+        self.counters.forget_all()
+        self._put(anchor=self.anchor, base_position=self.base_position, epoch=self.epoch,
+                  spacing_pct=self.spacing_pct, order_size=self.size, out_of_range_since_ms=None)
         self.prices = None
-        logger.info("grid anchored at {} (epoch {}, base position {})", self.anchor, self.epoch, self.base_position)
+        logger.info("grid anchored at {} (epoch {}, spacing {}%, size {}, base position {})", self.anchor,
+                    self.epoch, self.spacing_pct, self.size, self.base_position)
+
+    def _shape(self) -> GridShape:
+        return GridShape(self.anchor, self.below, self.above, self.cfg.spacing, self.spacing_pct,
+                         self.cfg.min_spacing_ticks, self.cfg.min_width_pct)
 
     # -- the pure core ---------------------------------------------------------------------------
     def recompute(self) -> list:
@@ -110,32 +138,50 @@ class Grid:
             return []
         if self.anchor is None:
             start = self.cfg.anchor if self.cfg.anchor > 0 else self.mid
-            if start is None:
+            if start is None and self.cfg.lower <= 0:
                 return []
-            self._set_anchor(start)
+            self._set_anchor(start or self.cfg.lower)
         if self.prices is None:
-            self.prices = level_prices(self.anchor, self.cfg.levels_per_side, self.cfg.spacing,
-                                       self.cfg.spacing_pct, self.rules, self.cfg.min_spacing_ticks)
+            self.prices, reason = grid_prices(self._shape(), self.rules)
             if self.prices is None:
-                self.refused_reason = "grid refused: levels collapse after rounding (C-4)"
+                self.refused_reason = f"grid refused: {reason}"
                 logger.error(self.refused_reason)
                 return []
-        size = self.rules.round_size(self.cfg.order_size)
-        empty = empty_level(self.position, self.base_position, size, self.cfg.levels_per_side)
+        if self.size <= 0:
+            self.refused_reason = f"grid refused: order size rounds to 0 (lot {self.rules.lot_size})"
+            return []
+        empty = empty_level(self.position, self.base_position, self.size, self.below, self.above)
+        out = self._cancel_strays(desired_orders(self.prices, empty, None))
         specs = []
         for level, side in sorted(desired_orders(self.prices, empty, self.mid).items()):
-            if level in self.working:
-                continue               # never two orders at one level
+            if level in self.working or not self.counters.may_place(level, self.now_ms):
+                continue               # never two orders at one level; failed counter-orders back off
             key = (level, side.value, self.version)
             cid = client_order_id(self.bot_id, self.epoch, level, side, self.version, self.attempts.get(key, 0))
-            specs.append(OrderSpec(cid, self.symbol, side, self.prices[level], size, Origin.GRID, level,
+            specs.append(OrderSpec(cid, self.symbol, side, self.prices[level], self.size, Origin.GRID, level,
                                    self.version))
             self.working[level] = cid
-            self.sizes[cid] = [level, size, ZERO, side]
-        if not specs:
+            self.sizes[cid] = [level, self.size, ZERO, side, self.prices[level]]
+        if specs:
+            self.intents_sent += len(specs)
+            out.append(Out("risk", OrderIntents(tuple(specs), self.version, Origin.GRID)))
+        return out
+
+    def _cancel_strays(self, target: dict[int, Side]) -> list:
+        """Working orders the grid no longer wants (another epoch's price, the wrong side, the empty
+        level) are cancelled; their level stays taken until the order book confirms the end."""
+        strays = []
+        for level, cid in self.working.items():
+            held = self.sizes.get(cid)
+            if held is None or cid in self.cancelling:
+                continue
+            if target.get(level) is not held[3] or held[4] != self.prices.get(level):
+                strays.append(cid)
+        if not strays:
             return []
-        self.intents_sent += len(specs)
-        return [Out("risk", OrderIntents(tuple(specs), self.version, Origin.GRID))]
+        self.cancelling.update(strays)
+        self.cancels_sent += len(strays)
+        return [Out("orderbook", RequestCancels(tuple(strays), reason=f"grid epoch {self.epoch}: not wanted"))]
 
     # -- messages --------------------------------------------------------------------------------
     def on_position(self, msg: PositionChanged) -> list:
@@ -155,6 +201,8 @@ class Grid:
                 continue
             held[2] += fill.size
             if self.rules is not None and self.rules.is_complete(held[1] - held[2]):
+                self.counters.placed(held[0])
+                self.counters.expect(held[0] + (1 if held[3] is Side.BUY else -1))
                 self._free(held[0], fill.client_id)
         self.fills_version = msg.version
         return self.recompute()
@@ -163,15 +211,38 @@ class Grid:
         if self.working.get(level) == client_id:
             del self.working[level]
         self.sizes.pop(client_id, None)
+        self.cancelling.discard(client_id)
         self.done[client_id] = None
         if len(self.done) > 50_000:
             del self.done[next(iter(self.done))]
 
     def on_tick(self, msg: PriceTick) -> list:
-        self.mid = msg.mid
+        self.mid, self.now_ms = msg.mid, max(self.now_ms, msg.time_ms)
+        self.volatility.observe(msg.mid, msg.time_ms)
+        self._trail(msg.mid, msg.time_ms)
         return self.recompute()
 
+    def _trail(self, mid: Decimal, now_ms: int) -> None:
+        """Re-anchor once the price has stayed outside the grid for trail_after_s of exchange time;
+        the start of the excursion is persisted, so a restart does not reset the clock (B-3.3)."""
+        if self.cfg.trail_after_s <= 0 or not self.prices or self.mode is not Mode.TRADING:
+            return
+        outside = mid < self.prices[-self.below] or mid > self.prices[self.above]
+        if not outside:
+            if self.out_since_ms is not None:
+                self.out_since_ms = None
+                self._put(out_of_range_since_ms=None)
+            return
+        if self.out_since_ms is None:
+            self.out_since_ms = now_ms
+            self._put(out_of_range_since_ms=now_ms)
+        elif now_ms - self.out_since_ms >= self.cfg.trail_after_s * 1000:
+            logger.info("price {} outside the grid for {:.0f}s: re-anchoring", mid,
+                        (now_ms - self.out_since_ms) / 1000)
+            self._set_anchor(mid)
+
     def on_orders(self, msg: OrdersChanged) -> list:
+        out = []
         for u in msg.updates:
             if u.origin is not Origin.GRID or u.level is None:
                 continue
@@ -179,23 +250,39 @@ class Grid:
                 self.done[u.client_id] = None      # the level is freed by the fill itself (on_fills)
             elif u.state.terminal:
                 if self.working.get(u.level) == u.client_id:
-                    key = (u.level, u.side.value, self.version)
-                    self.attempts[key] = self.attempts.get(key, 0) + 1   # a retry needs a fresh id
+                    self._retry_later(u.level, u.side, u.client_id)
+                    if u.state is OrderState.REJECTED:
+                        out += self._counter_failed(u.level, "rejected by the exchange")
                 self._free(u.level, u.client_id)
             elif u.client_id not in self.done and self.working.get(u.level) in (None, u.client_id):
                 self.working[u.level] = u.client_id
-                self.sizes.setdefault(u.client_id, [u.level, u.size, u.filled, u.side])
-        return self.recompute()
+                self.sizes.setdefault(u.client_id, [u.level, u.size, u.filled, u.side, u.price])
+                if u.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
+                    self.counters.placed(u.level)
+        return out + self.recompute()
+
+    def _retry_later(self, level: int, side: Side, client_id: str) -> None:
+        key = (level, side.value, self.version)
+        self.attempts[key] = self.attempts.get(key, 0) + 1   # a retry needs a fresh id
+
+    def _counter_failed(self, level: int, reason: str) -> list:
+        if not self.counters.failed(level, reason, self.now_ms) or self.emergency:
+            return []
+        self.emergency = (f"counter-order at level {level} failed {self.counters.failures[level]} times "
+                          f"(last: {reason})")
+        logger.error("emergency stop: {}", self.emergency)
+        return [Out(SUPERVISOR, EmergencyStop(self.emergency, self.cfg.emergency_flatten, "grid"))]
 
     def on_refused(self, msg: IntentsRefused) -> list:
+        out = []
         for r in msg.refusals:
             if r.level is not None and self.working.get(r.level) == r.client_id:
-                side = self.sizes[r.client_id][3]
-                key = (r.level, side.value, self.version)
-                self.attempts[key] = self.attempts.get(key, 0) + 1    # a retry needs a fresh id
+                self._retry_later(r.level, self.sizes[r.client_id][3], r.client_id)
                 self._free(r.level, r.client_id)
+                if r.kind not in ("stale", "mode"):
+                    out += self._counter_failed(r.level, r.reason)
             self.refused_reason = r.reason
-        return []                    # retried on the next tick or position change, not in a loop
+        return out                   # retried on the next tick or position change, not in a loop
 
     def on_mode(self, msg: ModeChanged) -> list:
         self.mode = msg.mode
@@ -208,22 +295,27 @@ class Grid:
         self.version = msg.journal_version * 1000
         self.fills_version = msg.journal_version
         self.mid = state.mid
+        self.now_ms = max(self.now_ms, state.time_ms)
         self.prices = None
         self._load()
         self.working.clear()
         self.sizes.clear()
+        self.cancelling.clear()
         rows = {r["client_id"]: r for r in self.journal.orders()} if self.journal else {}
         for order in state.open_orders:
             row = rows.get(order.client_id or "")
             if row and row["origin"] == Origin.GRID.value and row["level"] is not None:
                 self.working[row["level"]] = order.client_id
-                self.sizes[order.client_id] = [row["level"], order.size, order.filled, order.side]
+                self.sizes[order.client_id] = [row["level"], order.size, order.filled, order.side, order.price]
         return [Out(REPLY, Reconciled("grid", True, f"anchor {self.anchor}, {len(self.working)} live levels"))]
 
     def on_status(self, msg: StatusRequest) -> list:
         data = {"anchor": self.anchor, "epoch": self.epoch, "levels": self.cfg.levels_per_side,
-                "working": len(self.working), "mid": self.mid, "intents_sent": self.intents_sent,
-                "refused_reason": self.refused_reason}
+                "bias": self.cfg.bias, "spacing_pct": self.spacing_pct, "order_size": self.size,
+                "working": len(self.working), "cancelling": len(self.cancelling), "mid": self.mid,
+                "intents_sent": self.intents_sent, "cancels_sent": self.cancels_sent,
+                "refused_reason": self.refused_reason, "out_of_range_since_ms": self.out_since_ms,
+                "counter_failures": self.counters.view(), "emergency": self.emergency}
         return [Out(REPLY, StatusReport("grid", msg.request_id, data))]
 
     def close(self) -> None:

@@ -83,7 +83,30 @@ class GridSection:
     spacing_pct: Decimal = field(default=Decimal("0.15"), metadata=_check(_positive))
     min_spacing_ticks: int = field(default=2, metadata=_check(_positive))
     order_size: Decimal = field(default=Decimal("0.002"), metadata=_check(_positive))
+    order_notional: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
     anchor: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    lower: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    upper: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    bias: str = field(default="neutral", metadata=_check(_one_of("neutral", "long", "short")))
+    min_width_pct: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    volatility_multiplier: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    volatility_sample_s: float = field(default=60.0, metadata=_check(_positive))
+    volatility_window: int = field(default=30, metadata=_check(_positive))
+    trail_after_s: float = field(default=0.0, metadata=_check(_non_negative))
+    counter_retry_limit: int = field(default=5, metadata=_check(_positive))
+    counter_retry_initial_s: float = field(default=1.0, metadata=_check(_positive))
+    counter_retry_max_s: float = field(default=30.0, metadata=_check(_positive))
+    emergency_flatten: bool = False
+    rebalance_attempts: int = field(default=3, metadata=_check(_non_negative))
+    rebalance_cooldown_s: float = field(default=60.0, metadata=_check(_positive))
+    rebalance_market: bool = False
+
+    def validate(self, file) -> None:
+        if (self.lower > 0) != (self.upper > 0):
+            raise ConfigError(file, "grid.upper" if self.lower > 0 else "grid.lower",
+                              "set both grid.lower and grid.upper (or neither)")
+        if self.lower > 0 and self.upper <= self.lower:
+            raise ConfigError(file, "grid.upper", f"must be above grid.lower ({self.lower}), got {self.upper}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,21 @@ class RiskSection:
     max_position: Decimal = field(default=Decimal("0.05"), metadata=_check(_positive))
     max_open_orders: int = field(default=60, metadata=_check(_positive))
     drift_tolerance: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    max_notional: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    max_skew: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    max_drawdown: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    stop_loss_price: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    take_profit_price: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
+    flatten_slippage_pct: Decimal = field(default=Decimal("0.5"), metadata=_check(_positive))
+    breaker_network_errors: int = field(default=5, metadata=_check(_positive))
+    breaker_rejections: int = field(default=20, metadata=_check(_positive))
+    breaker_window_s: float = field(default=60.0, metadata=_check(_positive))
+    breaker_cooldown_s: float = field(default=30.0, metadata=_check(_positive))
+
+    def validate(self, file) -> None:
+        if 0 < self.take_profit_price <= self.stop_loss_price:
+            raise ConfigError(file, "risk.take_profit_price",
+                              f"must be above risk.stop_loss_price ({self.stop_loss_price}), got {self.take_profit_price}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +251,9 @@ def parse(data: dict, file: Path) -> BotConfig:
                     raise ConfigError(file, dotted, f"{problem}, got {raw!r}")
             values[key] = coerced
         sections[name] = cls(**values)
+        validate = getattr(sections[name], "validate", None)
+        if validate is not None:
+            validate(file)
     return BotConfig(**sections, source=str(file))
 
 

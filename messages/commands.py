@@ -109,3 +109,12 @@ class StopMarketData:
 class DisarmDeadMan:
     """Clear the venue-side dead man's switch: our orders are cancelled (or deliberately left)."""
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyStop:
+    """Stop trading now: cancel every grid order, report `reason`, and close the position if `flatten`
+    (B-1.2: a counter-order that keeps failing; risk's kill switch, stop-loss or take-profit)."""
+    reason: str
+    flatten: bool = False
+    source: str = ""

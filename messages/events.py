@@ -141,11 +141,13 @@ class OrdersChanged:
 
 @dataclass(frozen=True, slots=True)
 class IntentRefused:
-    """An order that will not be sent, and why (risk limit, funds, market rules)."""
+    """An order that will not be sent, and why. `kind` says whether retrying can help: 'stale' and
+    'mode' refusals are recomputed anyway; 'limit', 'funds', 'breaker' are real failures."""
     client_id: str
     reason: str
     origin: Origin
     level: int | None = None
+    kind: str = "limit"
 
 
 @dataclass(frozen=True, slots=True)

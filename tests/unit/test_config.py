@@ -48,6 +48,11 @@ def test_hyperliquid_example_documents_every_hyperliquid_key():
     ('[risk]\nmax_position = "lots"\n', "risk.max_position", "expected a decimal number"),
     ('[bot]\nexchange = "kraken"\n', "bot.exchange", "must be one of"),
     ('[hyperliquid]\ndead_man_s = 2\n', "hyperliquid.dead_man_s", "at least 5 seconds"),
+    ('[grid]\nlower = 30000\n', "grid.upper", "set both grid.lower and grid.upper"),
+    ('[grid]\nlower = 30000\nupper = 29000\n', "grid.upper", "must be above grid.lower"),
+    ('[grid]\nbias = "up"\n', "grid.bias", "must be one of neutral, long, short"),
+    ('[risk]\nstop_loss_price = 40000\ntake_profit_price = 39000\n', "risk.take_profit_price",
+     "must be above risk.stop_loss_price"),
 ])
 def test_bad_config_is_refused_by_the_loader(tmp_path, body, key, problem):
     path = tmp_path / "bad.toml"

@@ -103,27 +103,31 @@ def test_c4_arithmetic_levels_are_exact():
     assert level_prices(D("40000"), 2, "arithmetic", D("0.15"), RULES) == PRICES
 
 
-def test_c4_levels_that_collapse_after_rounding_give_none():
+def test_c4_levels_that_would_collapse_after_rounding_are_pushed_to_the_tick_floor():
     coarse = MarketRules("X", "X", "USDC", lot_size=D("1"), tick_size=D("1"))
-    # 0.15 % of 100 is 0.15: every level rounds onto its neighbour with a tick of 1
-    assert level_prices(D("100"), 5, "arithmetic", D("0.15"), coarse) is None
-    assert level_prices(D("100"), 5, "geometric", D("0.15"), coarse) is None
+    # 0.15 % of 100 is 0.15: every level would round onto its neighbour with a tick of 1
+    assert level_prices(D("100"), 3, "arithmetic", D("0.15"), coarse, min_ticks=2) == {
+        -3: D("94"), -2: D("96"), -1: D("98"), 0: D("100"), 1: D("102"), 2: D("104"), 3: D("106")}
+    assert level_prices(D("100"), 3, "geometric", D("0.15"), coarse, min_ticks=1) == {
+        -3: D("97"), -2: D("98"), -1: D("99"), 0: D("100"), 1: D("101"), 2: D("102"), 3: D("103")}
 
 
-def test_c4_levels_closer_than_the_tick_floor_give_none():
+def test_c4_levels_closer_than_the_tick_floor_are_widened():
     # 99.7 99.8 100.0 100.2 100.3: distinct, but two gaps are a single tick
     assert level_prices(D("100"), 2, "arithmetic", D("0.15"), RULES, min_ticks=1) == {
         -2: D("99.7"), -1: D("99.8"), 0: D("100.0"), 1: D("100.2"), 2: D("100.3")}
-    assert level_prices(D("100"), 2, "arithmetic", D("0.15"), RULES, min_ticks=2) is None
+    assert level_prices(D("100"), 2, "arithmetic", D("0.15"), RULES, min_ticks=2) == {
+        -2: D("99.6"), -1: D("99.8"), 0: D("100.0"), 1: D("100.2"), 2: D("100.4")}
 
 
-def test_c4_grid_refuses_to_trade_when_levels_collapse():
-    g = Grid(config(anchor=D("100"), spacing_pct=D("0.15")))
-    g.on_rebuild(Rebuild(venue(), 1))
+def test_c4_grid_refuses_to_trade_when_levels_would_go_below_zero():
+    coarse = MarketRules("X", "X", "USDC", lot_size=D("0.001"), tick_size=D("1"))
+    g = Grid(config(anchor=D("5"), spacing_pct=D("0.15"), min_spacing_ticks=3))
+    g.on_rebuild(Rebuild(venue(rules=coarse), 1))
     assert g.on_mode(ModeChanged(Mode.TRADING)) == []
-    assert g.on_tick(PriceTick("BTC", D("100"), 2_000)) == []
+    assert g.on_tick(PriceTick("BTC", D("5"), 2_000)) == []
     assert g.prices is None
-    assert "C-4" in g.refused_reason
+    assert "C-4" in g.refused_reason and "does not fit below the anchor" in g.refused_reason
     assert g.working == {}
 
 
