@@ -20,9 +20,10 @@ from actors.lifeline import Lifeline
 from actors.roster import ACTOR_CLASSES, REBUILT, ROLES, Roster, StatusFanIn
 from actors.shell import configure_logging, die_with_parent, in_own_process
 from adapters.journal import Journal
-from messages.commands import DisarmDeadMan, RequestCancels, RequestSnapshot, StopMarketData
+from messages.commands import DisarmDeadMan, EmergencyStop, RequestCancels, RequestSnapshot, StopMarketData
 from messages.events import ExchangeError, ExchangeSnapshot, OrdersCleared
 from messages.lifecycle import (
+    Flatten,
     Heartbeat,
     ModeChanged,
     Ready,
@@ -60,6 +61,8 @@ class Supervisor(Actor):
         self.shutdown_to = None
         self.shutdown_phase = ""
         self.halted = False
+        self.stopped_mode = Mode.HALTED
+        self.emergency = ""
 
     # -- plumbing --------------------------------------------------------------------------------
     def receiveMessage(self, msg, sender):
@@ -74,7 +77,7 @@ class Supervisor(Actor):
             Reconciled: self.on_reconciled, ChildActorExited: self.on_child_exited,
             WakeupMessage: self.on_wakeup, Heartbeat: self.on_heartbeat, StatusRequest: self.on_status_request,
             StatusReport: self.on_status_report, Shutdown: self.on_shutdown, OrdersCleared: self.on_cleared,
-            ExchangeError: self.on_exchange_error,
+            ExchangeError: self.on_exchange_error, EmergencyStop: self.on_emergency,
         }.get(type(msg))
         if handler is not None:
             handler(msg, sender)
@@ -162,7 +165,7 @@ class Supervisor(Actor):
         if self.waiting_reconciled or self.mode not in (Mode.STARTING, Mode.RECONCILING):
             return
         if self.halted:
-            self._set_mode(Mode.HALTED, self.reason)
+            self._set_mode(self.stopped_mode, self.reason)
         else:
             self._set_mode(Mode.TRADING, "reconciled with the exchange")
 
@@ -181,6 +184,20 @@ class Supervisor(Actor):
         else:
             self._set_mode(Mode.RECONCILING, f"{role} restarting")
         self._after(delay, ("restart", role))
+
+    def on_emergency(self, msg: EmergencyStop, sender) -> None:
+        """Stop the grid for good in this run (B-1.2, kill switch, SL/TP): cancel every order, say why
+        in status, and close the position if asked. Only an operator brings it back."""
+        if self.mode is Mode.STOPPING or self.emergency:
+            return
+        self.emergency = f"{msg.source}: {msg.reason}" if msg.source else msg.reason
+        self.halted, self.stopped_mode = True, Mode.EMERGENCY
+        logger.error("EMERGENCY STOP: {}", self.emergency)
+        self.journal.log_event("emergency", self.emergency)
+        self._set_mode(Mode.EMERGENCY, self.emergency)
+        self._send("orderbook", RequestCancels(all_orders=True, reason=f"emergency stop: {msg.reason}"))
+        if msg.flatten:
+            self._send("risk", Flatten(msg.reason))
 
     def _restart(self, role: str) -> None:
         if self.mode is Mode.STOPPING or self.roster.members[role].address is not None:
@@ -252,7 +269,8 @@ class Supervisor(Actor):
     def summary(self, reports: dict) -> dict:
         pos, guar, book = (reports.get(r, {}) for r in ("position", "guarantor", "orderbook"))
         return {
-            "mode": self.mode.value, "reason": self.reason, "bot_id": self.config.bot.id,
+            "mode": self.mode.value, "reason": self.reason, "emergency": self.emergency,
+            "bot_id": self.config.bot.id,
             "exchange": self.config.bot.exchange,
             "actors": self.roster.view(), "restarts": self.roster.total_restarts(),
             "position": pos.get("position"), "exchange_position": pos.get("exchange_position"),

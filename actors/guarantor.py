@@ -115,7 +115,7 @@ class FillGuarantor:
 
     def on_snapshot(self, msg: ExchangeSnapshot) -> list:
         out = self.record(msg.state.fills, FillSource.REST)
-        return out + [Out(("position", "balance", "orderbook"), msg)]
+        return out + [Out(("position", "balance", "orderbook", "risk"), msg)]
 
     def on_request_snapshot(self, msg: RequestSnapshot) -> list:
         """The supervisor wants an audit it can recognise (its request id comes back with the snapshot)."""

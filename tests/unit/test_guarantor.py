@@ -180,10 +180,10 @@ def test_snapshot_fills_are_journaled_before_the_snapshot_reaches_the_ledger(gua
     snap = ExchangeSnapshot(7, venue((fill(1, 1_000), fill(2, 2_000)), position="0.004"))
     out = guarantor.on_snapshot(snap)
     assert [type(o.msg) for o in out] == [FillsRecorded, ExchangeSnapshot]
-    assert out[1] == Out(("position", "balance", "orderbook"), snap)
+    assert out[1] == Out(("position", "balance", "orderbook", "risk"), snap)
     assert journal.fills_by_source() == {"rest": 2}
     # the same snapshot again: nothing new recorded, still forwarded
-    assert guarantor.on_snapshot(snap) == [Out(("position", "balance", "orderbook"), snap)]
+    assert guarantor.on_snapshot(snap) == [Out(("position", "balance", "orderbook", "risk"), snap)]
 
 
 def test_m2_rest_polls_start_from_rests_own_mark_when_the_stream_jumps_ahead(guarantor, journal):
