@@ -252,7 +252,7 @@ class Grid:
                 if self.working.get(u.level) == u.client_id:
                     self._retry_later(u.level, u.side, u.client_id)
                     if u.state is OrderState.REJECTED:
-                        out += self._counter_failed(u.level, "rejected by the exchange")
+                        out += self._counter_failed(u.level, f"rejected: {u.reason or 'no reason given'}")
                 self._free(u.level, u.client_id)
             elif u.client_id not in self.done and self.working.get(u.level) in (None, u.client_id):
                 self.working[u.level] = u.client_id

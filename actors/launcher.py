@@ -198,7 +198,7 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
         reap_children()
     result = {k: summary.get(k) for k in ("fills", "position", "exchange_position", "open_orders",
                                            "exchange_open_orders", "realized_pnl", "unrealized_pnl", "fees",
-                                           "restarts", "settled", "fills_by_source", "mode")}
+                                           "restarts", "settled", "fills_by_source", "mode", "emergency")}
     print("stopped: " + json.dumps(result), flush=True)
     if summary_path:
         Path(summary_path).write_text(json.dumps({**result, "details": summary.get("details")}, indent=2))

@@ -57,10 +57,12 @@ class OrderRecord:
     exchange_id: str | None = None
     filled: Decimal = ZERO
     created: float = field(default_factory=time.time)
+    reason: str = ""                  # why it was rejected, for whoever retries it
 
     def update(self) -> OrderUpdate:
         s = self.spec
-        return OrderUpdate(s.client_id, s.side, s.price, s.size, self.filled, self.state, s.origin, s.level)
+        return OrderUpdate(s.client_id, s.side, s.price, s.size, self.filled, self.state, s.origin, s.level,
+                           self.reason)
 
     def row(self) -> dict:
         s = self.spec
@@ -134,13 +136,13 @@ class OrderBook:
             rec = OrderRecord(spec)
             self.orders[spec.client_id] = rec
             if not self.accepting and spec.origin is Origin.GRID:
-                rec.state = OrderState.REJECTED
+                rec.state, rec.reason = OrderState.REJECTED, "the order book is not accepting grid orders"
                 refused.append(rec)
                 continue
             reason = self.rules.check(spec.price, spec.size, live) if self.rules else None
             if reason is not None:
                 # The exchange would refuse it (B-2.4): refused here, with the reason, never sent.
-                rec.state = OrderState.REJECTED
+                rec.state, rec.reason = OrderState.REJECTED, f"market rule: {reason.value}"
                 self.rule_refusals[reason.value] = self.rule_refusals.get(reason.value, 0) + 1
                 logger.warning("order {} refused before sending: {} ({} {} @ {})", spec.client_id, reason.value,
                                spec.side.value, spec.size, spec.price)
@@ -184,7 +186,7 @@ class OrderBook:
                 self.counters["placed"] += 1
             elif isinstance(result, OrderRejected):
                 if rec.state in (OrderState.SUBMITTED, OrderState.INTENT):
-                    rec.state = OrderState.REJECTED
+                    rec.state, rec.reason = OrderState.REJECTED, result.message or result.reason.value
                 self.counters["rejected"] += 1
             elif isinstance(result, OrderUnknown):
                 if rec.state not in (OrderState.SUBMITTED, OrderState.INTENT):

@@ -132,6 +132,7 @@ class OrderUpdate:
     state: OrderState
     origin: Origin
     level: int | None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,18 +46,20 @@ class MatchingEngine:
     `client_id_scope`: "ever" (a client id may be used once, Hyperliquid) or "open" (unique among open
     orders, Binance). `partial_fills`: every fill is cut into 2-3 lot-aligned parts with distinct trade
     ids, by an RNG seeded with `seed` (persisted, so replays stay identical). `history_limit` bounds the
-    finished orders and fills kept per engine/account (None: keep all).
+    finished orders and fills kept per engine/account (None: keep all). `fee_quantum` rounds spot fees
+    (half up) to what the venue settles in, e.g. 1e-8 on Binance (None: exact).
     """
 
     def __init__(self, *, partial_fills: bool = False, seed: int = 0, client_id_scope: str = "ever",
                  history_limit: int | None = None, clock: Callable[[], int] | None = None,
-                 first_trade_id: int = 1, first_oid: int = 1):
+                 first_trade_id: int = 1, first_oid: int = 1, fee_quantum: Decimal | None = None):
         if client_id_scope not in ("ever", "open"):
             raise ValueError("client_id_scope must be 'ever' or 'open'")
         self.partial_fills = partial_fills
         self.client_id_scope = client_id_scope
         self.history_limit = history_limit
         self.clock = clock
+        self.fee_quantum = to_decimal(fee_quantum) if fee_quantum is not None else None
         self._rng = random.Random(seed)
         self._next_tid = first_trade_id
         self._next_oid = first_oid
@@ -92,6 +94,32 @@ class MatchingEngine:
 
     def fund(self, account: str, asset: str, amount: Decimal) -> None:
         self._ledger.fund(account, asset, to_decimal(amount))
+
+    def set_rules(self, rules: MarketRules) -> None:
+        """Replace a listed market's rules (a venue changing a filter); resting orders stay."""
+        self._markets[rules.symbol].rules = rules
+
+    # -- hooks for venues with orders the engine does not match (e.g. untriggered stop orders) -----
+    def hold(self, account: str, asset: str, amount: Decimal) -> bool:
+        """Lock `amount` of the free balance for an order the venue keeps itself; False if short."""
+        amount = to_decimal(amount)
+        if amount > self._ledger.free(account, asset):
+            return False
+        self._ledger.lock(account, asset, amount)
+        return True
+
+    def release(self, account: str, asset: str, amount: Decimal) -> None:
+        self._ledger.unlock(account, asset, to_decimal(amount))
+
+    def reserve_oid(self) -> int:
+        """An order id for an order the venue announces now and hands to `place(oid=...)` later."""
+        oid, self._next_oid = self._next_oid, self._next_oid + 1
+        return oid
+
+    def next_trade_id(self) -> int:
+        """A trade id for a public trade that is not ours, so venue-wide trade ids stay unique."""
+        tid, self._next_tid = self._next_tid, self._next_tid + 1
+        return tid
 
     # -- queries ------------------------------------------------------------------------------
     def mid(self, symbol: str) -> Decimal | None:
@@ -143,7 +171,8 @@ class MatchingEngine:
     # -- placing and cancelling ---------------------------------------------------------------
     def place(self, account: str, symbol: str, side: Side, price: Decimal, size: Decimal,
               client_id: str | None = None, tif: str = "Alo", reduce_only: bool = False, *,
-              time_ms: int | None = None) -> PlaceOutcome:
+              time_ms: int | None = None, oid: int | None = None) -> PlaceOutcome:
+        """`oid`: one taken from `reserve_oid()` (default: the next id)."""
         market = self._markets.get(symbol)
         side = side if isinstance(side, Side) else Side(side)
         price, size = to_decimal(price), to_decimal(size)
@@ -153,8 +182,9 @@ class MatchingEngine:
         reason, message = self._refusal(market, order)
         if reason is not None:
             return self._reject(order, reason, message)
-        order.oid = self._next_oid
-        self._next_oid += 1
+        if oid is None:
+            oid, self._next_oid = self._next_oid, self._next_oid + 1
+        order.oid = oid
         self._orders[order.oid] = order
         if client_id is not None:
             self._by_cid[(account, client_id)] = order
@@ -244,6 +274,19 @@ class MatchingEngine:
         self._finish(order, OrderState.CANCELLED, self._now(market, time_ms))
         return CancelOutcome(True, replace(order))
 
+    def fill_resting(self, account: str, oid: int, *, time_ms: int | None = None) -> list[EngineFill]:
+        """Fill one resting order at its limit now, whatever the price: fault injection for a fill that
+        races the client's cancel (C-6)."""
+        order = self._find(account, oid, None)
+        if order is None or not order.is_open:
+            return []
+        market = self._markets[order.symbol]
+        size = self._fillable(market, order)
+        if not size:
+            return []
+        market.book.remove(order)
+        return self._fill(market, order, order.price, size, True, self._now(market, time_ms))
+
     def cancel_all(self, account: str, symbol: str, *, time_ms: int | None = None) -> list[EngineOrder]:
         """Cancel every open order of the account in the market; returns what was cancelled."""
         orders = list(self._open.get(account, {}).get(symbol, {}).values())
@@ -300,7 +343,7 @@ class MatchingEngine:
         else:
             fee, fee_asset = self._ledger.apply_spot_fill(order.account, rules.base_asset,
                                                           rules.quote_asset, order.side, order.price,
-                                                          price, size, rate)
+                                                          price, size, rate, self.fee_quantum)
         order.filled += size
         order.filled_notional += price * size
         order.updated_ms = now
@@ -355,7 +398,8 @@ class MatchingEngine:
         return {
             "format": _STATE_FORMAT,
             "settings": {"partial_fills": self.partial_fills, "client_id_scope": self.client_id_scope,
-                         "history_limit": self.history_limit},
+                         "history_limit": self.history_limit,
+                         **({"fee_quantum": str(self.fee_quantum)} if self.fee_quantum is not None else {})},
             "next_tid": self._next_tid, "next_oid": self._next_oid,
             "rng": [version, list(internal), gauss],
             "markets": [m.to_dict() for m in self._markets.values()],
@@ -374,7 +418,8 @@ class MatchingEngine:
         settings = state["settings"]
         engine = cls(partial_fills=settings["partial_fills"], client_id_scope=settings["client_id_scope"],
                      history_limit=settings["history_limit"], clock=clock,
-                     first_trade_id=state["next_tid"], first_oid=state["next_oid"])
+                     first_trade_id=state["next_tid"], first_oid=state["next_oid"],
+                     fee_quantum=settings.get("fee_quantum"))
         version, internal, gauss = state["rng"]
         engine._rng.setstate((version, tuple(internal), gauss))
         for data in state["markets"]:

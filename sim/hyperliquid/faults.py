@@ -11,6 +11,10 @@ already set.
     exchange_5xx=N          the next N /exchange requests are executed, then answered HTTP 500
                             (the client cannot know the outcome)
     delay_ms=N              every /info and /exchange answer is sent N ms after the work was done
+    reject_orders=N         the next N orders placed are refused by the venue ("Insufficient margin")
+    cancel_fills=N          the next N cancels find their order filled first: the venue fills it at its
+                            limit, then the /exchange request is answered HTTP 500 (a cancel that timed
+                            out after the exchange filled the order)
     dup_fills=0|1           every push carrying fills is sent twice
     reorder_fills=0|1       fills within a push are reversed, and fill pushes are held and sent
                             swapped in pairs (a lone held push goes out after 2 s)
@@ -26,10 +30,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Faults", "parse_spec", "ONE_SHOTS"]
+__all__ = ["Faults", "parse_spec", "ONE_SHOTS", "AnswerServerError"]
+
+
+class AnswerServerError(Exception):
+    """Raised inside a request by a fault: keep what the venue did, answer HTTP 500."""
 
 ONE_SHOTS = ("drop_ws", "fire_scheduled_cancel", "restart")
-_COUNTERS = ("http_429", "exchange_5xx", "delay_ms")
+_COUNTERS = ("http_429", "exchange_5xx", "delay_ms", "reject_orders", "cancel_fills")
 _FLAGS = ("dup_fills", "reorder_fills", "partial_fills")
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
@@ -77,6 +85,8 @@ class Faults:
     http_429: int = 0
     exchange_5xx: int = 0
     delay_ms: int = 0
+    reject_orders: int = 0
+    cancel_fills: int = 0
     dup_fills: bool = False
     reorder_fills: bool = False
     partial_fills: bool = False
@@ -89,6 +99,7 @@ class Faults:
         for name, value in items:
             if name == "clear":
                 self.http_429 = self.exchange_5xx = self.delay_ms = self.silent_until_ms = 0
+                self.reject_orders = self.cancel_fills = 0
                 self.dup_fills = self.reorder_fills = self.partial_fills = False
             elif name == "ws_silence":
                 self.silent_until_ms = now_ms + int(value * 1000)
@@ -108,11 +119,19 @@ class Faults:
             return True
         return False
 
+    def take(self, name: str) -> bool:
+        """Use one count of a counter fault."""
+        if getattr(self, name) > 0:
+            setattr(self, name, getattr(self, name) - 1)
+            return True
+        return False
+
     def silent(self, now_ms: int) -> bool:
         return now_ms < self.silent_until_ms
 
     def describe(self, now_ms: int) -> dict:
         return {"http_429": self.http_429, "exchange_5xx": self.exchange_5xx, "delay_ms": self.delay_ms,
+                "reject_orders": self.reject_orders, "cancel_fills": self.cancel_fills,
                 "dup_fills": self.dup_fills, "reorder_fills": self.reorder_fills,
                 "partial_fills": self.partial_fills,
                 "ws_silence_ms": max(0, self.silent_until_ms - now_ms)}

@@ -28,7 +28,7 @@ from aiohttp import web
 from sim.book import write_json_atomic
 from sim.hyperliquid import protocol as P
 from sim.hyperliquid.exchange import BadRequest, handle_exchange
-from sim.hyperliquid.faults import Faults
+from sim.hyperliquid.faults import AnswerServerError, Faults
 from sim.hyperliquid.info import handle_info
 from sim.hyperliquid.venue import HlVenue, wall_ms
 from sim.hyperliquid.ws import Hub
@@ -44,6 +44,7 @@ class HlServer:
     def __init__(self, venue: HlVenue, faults: str = ""):
         self.settings = venue.settings
         self.faults = Faults()
+        venue.faults = self.faults
         self.hub = Hub(self.faults)
         self.venue = venue
         venue.listener = self.hub.publish
@@ -91,6 +92,10 @@ class HlServer:
             result = handle_exchange(self.venue, raw)
         except BadRequest as exc:
             return await self._answer(422, text=str(exc))
+        except AnswerServerError as exc:
+            log.info("fault: %s", exc)
+            self.venue.commit()
+            return await self._answer(500, text="Internal Server Error")
         except Exception:
             log.exception("exchange request failed: %r", raw[:500])
             self.venue.commit()
@@ -159,6 +164,7 @@ class HlServer:
         self.hub.drop_all()
         self.venue = HlVenue(self.settings, listener=self.hub.publish, state=state)
         self.hub.venue = self.venue
+        self.venue.faults = self.faults
         self.venue.engine.partial_fills = self.faults.partial_fills
         log.info("venue restarted from %s", self.settings.state or "memory")
 

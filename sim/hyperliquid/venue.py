@@ -18,6 +18,7 @@ from typing import Callable
 from sim.book import EngineFill, EngineOrder, read_json, write_json_atomic
 from sim.engine import MatchingEngine
 from sim.hyperliquid import protocol as P
+from sim.hyperliquid.faults import AnswerServerError
 from sim.paths import PricePath, SyntheticCandles, load_candles_csv
 
 __all__ = ["VenueSettings", "Outbox", "HlVenue", "wall_ms"]
@@ -63,6 +64,7 @@ class HlVenue:
         exists, else start fresh."""
         self.settings = settings
         self.clock = clock
+        self.faults = None          # the server's Faults, for the venue-level ones (reject_orders, cancel_fills)
         self.listener = listener
         self.specs = {m.name: m for m in settings.markets}
         self.coins = [m.name for m in settings.markets]
@@ -223,6 +225,8 @@ class HlVenue:
         text = P.precheck(self.rules[coin], order)
         if text is not None:
             return P.error_status(text, order.asset)
+        if self.faults is not None and self.faults.take("reject_orders"):
+            return P.error_status(P.TEXT["PerpMargin"], order.asset)
         out = self.engine.place(user, coin, order.side, order.price, order.size, client_id=order.cloid,
                                 tif=order.tif, reduce_only=order.reduce_only, time_ms=now)
         if not out.accepted:
@@ -253,6 +257,11 @@ class HlVenue:
         order = self.find(user, oid, cloid) if coin is not None else None
         if order is None or order.symbol != coin or not order.is_open:
             return P.error_status(P.TEXT["MissingOrder"], asset)
+        if self.faults is not None and self.faults.take("cancel_fills"):
+            fills = self.engine.fill_resting(user, order.oid, time_ms=now)
+            self.out.fills.setdefault(user, []).extend(fills)
+            self.out.update(order, self.status_of(order), now)
+            raise AnswerServerError(f"cancel of oid {order.oid} raced its fill")
         result = self.engine.cancel(user, coin, oid=order.oid, time_ms=now)
         if not result.ok:
             return P.error_status(P.TEXT["MissingOrder"], asset)
