@@ -3,11 +3,13 @@ sent (B-1.1); an order without funds is refused without an API call. Reservation
 an order ends (cancel, reject, fill)."""
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 from actors.outbox import REPLY, Out
+from actors.rebalance import Rebalancer
 from actors.shell import ActorShell
-from messages.commands import ApprovedIntents, OrderSpec, SubmitOrders
+from messages.commands import ApprovedIntents, OrderIntents, OrderSpec, RequestCancels, SubmitOrders
 from messages.events import (
     ExchangeSnapshot,
     FillsRecorded,
@@ -93,23 +95,33 @@ class Funds:
 
 
 class Balances:
-    def __init__(self, funds: Funds):
+    def __init__(self, funds: Funds, rebalancer: Rebalancer | None = None, clock=time.time):
         self.funds = funds
+        self.rebalancer = rebalancer if funds.kind == "spot" else None
+        self.clock = clock
+        self.rules = None
+        self.version = 0
 
     def on_rebuild(self, msg: Rebuild) -> list:
+        self.rules = msg.state.rules
         self.funds.base, self.funds.quote = msg.state.rules.base_asset, msg.state.rules.quote_asset
         self.funds.load(msg.state)
+        self.version = max(self.version, msg.journal_version * 1000)
         return [Out(REPLY, Reconciled("balance", True, "balances loaded"))]
 
     def on_approved(self, msg: ApprovedIntents) -> list:
-        accepted, refused = [], []
+        accepted, refused, short = [], [], {}
         for spec in msg.orders:
             if self.funds.reserve(spec):
                 accepted.append(spec)
             else:
                 refused.append(IntentRefused(spec.client_id, "insufficient funds", spec.origin, spec.level,
                                              "funds"))
-        out = []
+                if spec.origin is Origin.GRID:
+                    short[spec.side] = short.get(spec.side, ZERO) + spec.size
+                elif spec.origin is Origin.REBALANCE and self.rebalancer:
+                    self.rebalancer.ended(spec.client_id)
+        out = self._rebalance(short)
         if accepted:
             out.append(Out("orderbook", SubmitOrders(tuple(accepted))))
         if refused:
@@ -117,6 +129,22 @@ class Balances:
             targets = tuple({"grid" if o is Origin.GRID else "risk" for o in origins} | {"risk"})
             out.append(Out(targets, IntentsRefused(tuple(refused))))
         return out
+
+    def _rebalance(self, short: dict) -> list:
+        """Grid intents refused for funds on one side only: a deadlock worth one rebalance order."""
+        if self.rebalancer is None or len(short) != 1:
+            return []
+        (side, need), = short.items()
+        f = self.funds
+        spec = self.rebalancer.propose(side, need, f.available(f.base), f.available(f.quote), f.mark or None,
+                                       self.rules, self.version, self.clock())
+        return [Out("risk", OrderIntents((spec,), self.version, Origin.REBALANCE))] if spec else []
+
+    def on_refused(self, msg: IntentsRefused) -> list:
+        for r in msg.refusals:
+            if r.origin is Origin.REBALANCE and self.rebalancer:
+                self.rebalancer.ended(r.client_id)
+        return []
 
     def on_fills(self, msg: FillsRecorded) -> list:
         for fill in msg.fills:
@@ -127,14 +155,21 @@ class Balances:
         for u in msg.updates:
             if u.state.terminal:
                 self.funds.release(u.client_id)
+                if u.origin is Origin.REBALANCE and self.rebalancer:
+                    self.rebalancer.ended(u.client_id, u.filled)
         return []
 
     def on_position(self, msg: PositionChanged) -> list:
         self.funds.position = msg.position
+        self.version = max(self.version, msg.version)
         return []
 
     def on_tick(self, msg: PriceTick) -> list:
         self.funds.mark = msg.mid
+        stale = self.rebalancer.expired(self.clock()) if self.rebalancer else None
+        if stale:
+            self.rebalancer.next_at = self.clock() + self.rebalancer.cooldown_s
+            return [Out("orderbook", RequestCancels((stale,), reason="rebalance order did not fill in time"))]
         return []
 
     def on_snapshot(self, msg: ExchangeSnapshot) -> list:
@@ -146,7 +181,7 @@ class Balances:
         f = self.funds
         data = {"totals": dict(f.totals), "reserved": sum((a for _, a, _ in f.reserved.values()), ZERO),
                 "reservations": len(f.reserved), "available_quote": f.available(f.quote),
-                "refusals": f.refusals}
+                "refusals": f.refusals, **({"rebalance": self.rebalancer.view()} if self.rebalancer else {})}
         return [Out(REPLY, StatusReport("balance", msg.request_id, data))]
 
 
@@ -154,9 +189,13 @@ class BalanceActor(ActorShell):
     role = "balance"
     routes = {Rebuild: "on_rebuild", ApprovedIntents: "on_approved", FillsRecorded: "on_fills",
               OrdersChanged: "on_orders", PositionChanged: "on_position", PriceTick: "on_tick",
-              ExchangeSnapshot: "on_snapshot", StatusRequest: "on_status"}
+              ExchangeSnapshot: "on_snapshot", StatusRequest: "on_status", IntentsRefused: "on_refused"}
 
     def make_state(self, wire):
         cfg = wire.config
         quote = cfg.paper.quote_asset
-        return Balances(Funds(cfg.paper.kind, cfg.market.symbol, quote, cfg.paper.leverage))
+        kind = "spot" if cfg.bot.exchange == "binance" else cfg.paper.kind
+        g = cfg.grid
+        rebalancer = Rebalancer(cfg.bot.id, cfg.market.symbol, g.rebalance_attempts, g.rebalance_cooldown_s,
+                                g.rebalance_market, cfg.risk.flatten_slippage_pct)
+        return Balances(Funds(kind, cfg.market.symbol, quote, cfg.paper.leverage), rebalancer)

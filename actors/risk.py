@@ -38,7 +38,7 @@ _HOLD_SECONDS = 2.0
 
 
 def _origin_role(origin: Origin) -> str:
-    return {Origin.GRID: "grid", Origin.RISK: "risk", Origin.ADMIN: "supervisor"}[origin]
+    return {Origin.GRID: "grid", Origin.RISK: "risk", Origin.ADMIN: "supervisor", Origin.REBALANCE: "balance"}[origin]
 
 
 class RiskBook:
@@ -162,9 +162,9 @@ class RiskBook:
     def _evaluate(self, intents: OrderIntents) -> list:
         refusals, approved = [], []
         for spec in intents.orders:
-            if self.mode is not Mode.TRADING and spec.origin is Origin.GRID:
+            if self.mode is not Mode.TRADING and spec.origin in (Origin.GRID, Origin.REBALANCE):
                 reason, key = f"mode is {self.mode.value}", "mode"
-            elif spec.origin is Origin.GRID and self.breaker.is_open(self.clock()):
+            elif spec.origin in (Origin.GRID, Origin.REBALANCE) and self.breaker.is_open(self.clock()):
                 reason, key = f"circuit breaker open: {self.breaker.reason}", "breaker"
             elif intents.position_version < self.version:
                 reason, key = f"stale position version {intents.position_version} < {self.version}", "stale"

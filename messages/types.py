@@ -82,6 +82,7 @@ class Origin(enum.Enum):
     GRID = "grid"
     RISK = "risk"
     ADMIN = "admin"
+    REBALANCE = "rebalance"
 
 
 class RejectReason(enum.Enum):
