@@ -3,7 +3,7 @@ positions (signed size, average entry, realized PnL, fees), all in exact Decimal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from messages.types import ZERO, Side
 
@@ -87,19 +87,21 @@ class Ledger:
 
     # -- spot ----------------------------------------------------------------------------------
     def apply_spot_fill(self, account: str, base: str, quote: str, side: Side, limit: Decimal,
-                        price: Decimal, size: Decimal, fee_rate: Decimal) -> tuple[Decimal, str]:
-        """Settle a spot fill against what the order locked; the fee comes out of the received asset.
-        A buy locked limit*size quote: the part not spent at a better price goes back to free."""
+                        price: Decimal, size: Decimal, fee_rate: Decimal,
+                        fee_quantum: Decimal | None = None) -> tuple[Decimal, str]:
+        """Settle a spot fill against what the order locked; the fee comes out of the received asset
+        (rounded half up to `fee_quantum` when given). A buy locked limit*size quote: the part not
+        spent at a better price goes back to free."""
         if side is Side.BUY:
             quote_slot = self._slot(account, quote)
             quote_slot[1] -= limit * size
             quote_slot[0] += (limit - price) * size
-            fee = size * fee_rate
+            fee = _round(size * fee_rate, fee_quantum)
             self._slot(account, base)[0] += size - fee
             return fee, base
         self._slot(account, base)[1] -= size
         proceeds = price * size
-        fee = proceeds * fee_rate
+        fee = _round(proceeds * fee_rate, fee_quantum)
         self._slot(account, quote)[0] += proceeds - fee
         return fee, quote
 
@@ -166,3 +168,7 @@ class Ledger:
         ledger._positions = {a: {s: [Decimal(x) for x in pos] for s, pos in syms.items()}
                              for a, syms in data["positions"].items()}
         return ledger
+
+
+def _round(value: Decimal, quantum: Decimal | None) -> Decimal:
+    return value if quantum is None else value.quantize(quantum, rounding=ROUND_HALF_UP)
