@@ -60,6 +60,9 @@ class RiskBook:
         self.fees = ZERO
         self.peak_pnl: Decimal | None = None
         self.stopped = ""               # the emergency reason, once asked for
+        self.protective: dict[str, str] = {}        # bound -> client id of its resting stop
+        self.protective_attempt: dict[str, int] = {}
+        self.adopted = 0
         self.flattening = False
         self.flatten_attempts = 0
         self.position = ZERO
@@ -77,6 +80,8 @@ class RiskBook:
         return sum((rem for s, rem in self.live.values() if s is side), ZERO)
 
     def _check(self, spec: OrderSpec) -> str | None:
+        if spec.trigger_price is not None:
+            return None if spec.reduce_only else "a stop order must be reduce-only"
         if spec.reduce_only:
             reduces = (self.position > 0 and spec.side is Side.SELL) or (self.position < 0 and spec.side is Side.BUY)
             return None if reduces and spec.size <= abs(self.position) else "reduce-only order would not reduce"
@@ -133,6 +138,42 @@ class RiskBook:
         logger.error("emergency stop: {}", reason)
         return [Out(SUPERVISOR, EmergencyStop(reason, flatten=True, source="risk"))]
 
+    # -- protective orders (B-1.3) -------------------------------------------------------------
+    def _protective_id(self, bound: str, attempt: int) -> str:
+        side = Side.SELL if bound == "lower" else Side.BUY
+        return client_order_id(self.bot_id, -3, 0 if bound == "lower" else 1, side, 0, attempt)
+
+    def _bounds(self) -> list[tuple[str, Decimal, Side]]:
+        lim = self.limits
+        return [(bound, price, side) for bound, price, side in (
+            ("lower", lim.stop_loss_price, Side.SELL), ("upper", lim.take_profit_price, Side.BUY)) if price > 0]
+
+    def _protect(self) -> list:
+        """Keep one exchange-native reduce-only stop resting at each configured exit price. Ids are
+        deterministic (bound, attempt), so a restart finds its own stops instead of adding more."""
+        if not self.limits.protective_orders or self.mode is not Mode.TRADING or self.rules is None:
+            return []
+        out = []
+        for bound, price, side in self._bounds():
+            if bound in self.protective:
+                continue
+            attempt = self.protective_attempt.get(bound, 0)
+            cid = self._protective_id(bound, attempt)
+            self.protective[bound] = cid
+            trigger = self.rules.round_price(price)
+            spec = OrderSpec(cid, self.symbol, side, trigger, self.rules.round_size(self.max_position), Origin.RISK,
+                             None, self.version, reduce_only=True, post_only=False, trigger_price=trigger)
+            out += self._evaluate(OrderIntents((spec,), max(self.version, 0), Origin.RISK))
+        return out
+
+    def _protective_ended(self, client_id: str) -> None:
+        for bound, cid in list(self.protective.items()):
+            if cid == client_id:
+                del self.protective[bound]
+                self.protective_attempt[bound] = self.protective_attempt.get(bound, 0) + 1
+                if self.journal is not None:
+                    self.journal.put_state(f"protective_attempt_{bound}", str(self.protective_attempt[bound]))
+
     def on_flatten(self, msg: Flatten) -> list:
         self.flattening = True
         return self._flatten_step()
@@ -178,7 +219,8 @@ class RiskBook:
                 self.refused[key] = self.refused.get(key, 0) + 1
                 refusals.append(IntentRefused(spec.client_id, reason, spec.origin, spec.level, key))
             else:
-                self.live[spec.client_id] = (spec.side, spec.size)
+                if spec.trigger_price is None:      # a protective stop is not exposure
+                    self.live[spec.client_id] = (spec.side, spec.size)
                 approved.append(spec)
         out = []
         if approved:
@@ -230,8 +272,12 @@ class RiskBook:
         return self._release_held(expire=True) if payload == _HOLD_EXPIRY else []
 
     def on_orders(self, msg: OrdersChanged) -> list:
+        protective = set(self.protective.values())
         for u in msg.updates:
-            if u.state.terminal:
+            if u.client_id in protective:
+                if u.state.terminal:
+                    self._protective_ended(u.client_id)
+            elif u.state.terminal:
                 self.live.pop(u.client_id, None)
             else:
                 self.live[u.client_id] = (u.side, u.size - u.filled)
@@ -240,6 +286,7 @@ class RiskBook:
     def on_refused(self, msg: IntentsRefused) -> list:
         for r in msg.refusals:
             self.live.pop(r.client_id, None)
+            self._protective_ended(r.client_id)
         return []
 
     def on_error(self, msg: ExchangeError) -> list:
@@ -252,7 +299,7 @@ class RiskBook:
 
     def on_mode(self, msg: ModeChanged) -> list:
         self.mode = msg.mode
-        return []
+        return self._protect()
 
     def on_rebuild(self, msg: Rebuild) -> list:
         self.rules = msg.state.rules
@@ -263,8 +310,26 @@ class RiskBook:
             self.peak_pnl = Decimal(peak) if peak else None
         self.position = msg.state.position.size
         self.version = max(self.version, msg.journal_version * 1000)
-        self.live = {o.client_id: (o.side, o.remaining) for o in msg.state.open_orders if o.client_id}
+        self._adopt_protective(msg.state.open_orders)
+        protective = set(self.protective.values())
+        self.live = {o.client_id: (o.side, o.remaining) for o in msg.state.open_orders
+                     if o.client_id and o.client_id not in protective}
         return [Out(REPLY, Reconciled("risk", True, f"{len(self.live)} live orders"))]
+
+    def _adopt_protective(self, open_orders) -> None:
+        """Stops already resting on the exchange are ours again, never placed twice (B-1.3)."""
+        resting = {o.client_id for o in open_orders if o.client_id}
+        self.protective.clear()
+        for bound, _, _ in self._bounds():
+            stored = self.journal.get_state(f"protective_attempt_{bound}") if self.journal else None
+            start = max(self.protective_attempt.get(bound, 0), int(stored or 0))
+            self.protective_attempt[bound] = start
+            for attempt in range(start + 1):
+                cid = self._protective_id(bound, attempt)
+                if cid in resting:
+                    self.protective[bound] = cid
+                    self.adopted += 1
+                    break
 
     def on_status(self, msg: StatusRequest) -> list:
         data = {"position": self.position, "version": self.version, "live_orders": len(self.live),
@@ -272,7 +337,8 @@ class RiskBook:
                 "errors": dict(self.errors), "last_error": self.last_error,
                 "max_position": self.max_position, "breaker": self.breaker.view(self.clock()),
                 "pnl": self.pnl(), "peak_pnl": self.peak_pnl, "equity": self.equity(),
-                "emergency": self.stopped, "flattening": self.flattening}
+                "emergency": self.stopped, "flattening": self.flattening,
+                "protective": dict(self.protective), "protective_adopted": self.adopted}
         return [Out(REPLY, StatusReport("risk", msg.request_id, data))]
 
 

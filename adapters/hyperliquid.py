@@ -297,6 +297,12 @@ class HyperliquidExchange(Exchange):
             if spec.symbol != self.settings.symbol:
                 results[i] = OrderRejected(spec.client_id, reject_reason(""), f"{spec.symbol} is not traded here")
                 continue
+            if spec.trigger_price is not None:
+                # Protective stops would need the venue's trigger orders, which the local simulator does
+                # not model yet: refuse rather than send a plain limit that would execute at once.
+                results[i] = OrderRejected(spec.client_id, reject_reason(""),
+                                           "protective trigger orders are not supported on hyperliquid yet")
+                continue
             requests_.append({"coin": spec.symbol, "is_buy": spec.side.value == "buy", "sz": float(spec.size),
                               "limit_px": float(spec.price),
                               "order_type": {"limit": {"tif": "Alo" if spec.post_only else "Gtc"}},

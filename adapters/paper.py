@@ -26,10 +26,11 @@ from messages.events import (
     StreamUp,
 )
 from messages.reports import BalanceReport, FillReport, OrderReport, PositionReport, VenueState
-from messages.types import FillSource, MarketRules, RejectReason
+from messages.types import FillSource, MarketRules, OrderState, RejectReason, Side
 from sim.book import EngineFill, EngineOrder, read_json, write_json_atomic
 from sim.engine import DEFAULT_MAKER_FEE, DEFAULT_TAKER_FEE, MatchingEngine
 from sim.paths import PricePath, SyntheticCandles, load_candles_csv
+from sim.stops import StopBook, StopOrder
 
 __all__ = ["PaperSettings", "PaperExchange", "hyperliquid_btc_rules"]
 
@@ -77,6 +78,7 @@ class PaperExchange(Exchange):
         self._streaming = False
         self._last_real_ms = int(clock() * 1000)
         self._generation = 0
+        self._stops = StopBook()
         source = (load_candles_csv(settings.data) if settings.data
                   else SyntheticCandles(settings.seed, settings.start_price))
         if settings.state_file:
@@ -121,7 +123,8 @@ class PaperExchange(Exchange):
     def snapshot(self, fills_since_ms: int | None = None) -> VenueState:
         s, engine = self.settings, self._engine
         rules = s.rules
-        open_orders = tuple(_order_report(o) for o in engine.open_orders(s.account, s.symbol))
+        open_orders = tuple(_order_report(o) for o in engine.open_orders(s.account, s.symbol)) + tuple(
+            _stop_report(stop, s.symbol) for stop in self._stops.orders.values())
         fills = () if fills_since_ms is None else tuple(self.fills_since(fills_since_ms))
         balances = engine.balances(s.account)
         if s.kind == "perp":
@@ -150,6 +153,9 @@ class PaperExchange(Exchange):
                 results.append(OrderRejected(spec.client_id, RejectReason.OTHER,
                                              f"unknown symbol {spec.symbol}: this venue trades {s.symbol}"))
                 continue
+            if spec.trigger_price is not None:
+                results.append(self._place_stop(spec))
+                continue
             out = self._engine.place(s.account, s.symbol, spec.side, spec.price, spec.size,
                                      client_id=spec.client_id, tif="Alo" if spec.post_only else "Gtc",
                                      reduce_only=spec.reduce_only)
@@ -163,6 +169,34 @@ class PaperExchange(Exchange):
         self._save()
         return results
 
+    def _place_stop(self, spec: OrderSpec):
+        """Protective stops are reduce-only and rest off the book; the venue keeps them (and persists
+        them) until the price reaches the trigger or they are cancelled."""
+        if not spec.reduce_only:
+            return OrderRejected(spec.client_id, RejectReason.REDUCE_ONLY, "stop orders must be reduce-only")
+        if spec.client_id in self._stops.orders or self._engine.order_status(self.settings.account,
+                                                                              client_id=spec.client_id):
+            return OrderRejected(spec.client_id, RejectReason.DUPLICATE_CLIENT_ID, "duplicate client order id")
+        oid = self._engine.reserve_oid()
+        self._stops.add(StopOrder(oid, spec.client_id, spec.side, spec.trigger_price, spec.size, self.sim_time_ms))
+        return OrderAcked(spec.client_id, str(oid), OrderState.OPEN)
+
+    def _fire_stops(self, price: Decimal, time_ms: int) -> list[EngineFill]:
+        fills: list[EngineFill] = []
+        s = self.settings
+        slip = Decimal("0.05")        # a stop-market order: executes at once, whatever the price
+        for stop in self._stops.fire(price):
+            held = self.snapshot().position.size
+            closable = held if stop.side is Side.SELL else -held
+            size = s.rules.round_size(min(stop.size, max(closable, Decimal(0))))
+            if size <= 0:
+                continue                # nothing to reduce: a triggered reduce-only stop just ends
+            limit = s.rules.round_price(price * (1 - slip if stop.side is Side.SELL else 1 + slip))
+            out = self._engine.place(s.account, s.symbol, stop.side, limit, size, client_id=stop.client_id,
+                                     tif="Ioc", reduce_only=s.kind == "perp", time_ms=time_ms, oid=stop.oid)
+            fills.extend(out.fills)
+        return fills
+
     def cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[CancelResult]:
         if not orders:
             return []
@@ -172,6 +206,9 @@ class PaperExchange(Exchange):
             oid = int(exchange_id) if exchange_id and exchange_id.isdigit() else None
             if oid is None and client_id is None:
                 results.append(CancelFailed(client_id, "no order id given", ambiguous=False))
+                continue
+            if self._stops.cancel(client_id, oid) is not None:
+                results.append(OrderCancelled(client_id))
                 continue
             out = self._engine.cancel(s.account, s.symbol, oid=oid, client_id=client_id)
             if out.ok:
@@ -184,8 +221,13 @@ class PaperExchange(Exchange):
 
     def order_status(self, client_ids: Sequence[str]) -> list[OrderReport | None]:
         account = self.settings.account
-        records = (self._engine.order_status(account, client_id=cid) for cid in client_ids)
-        return [None if r is None else _order_report(r) for r in records]
+        reports = []
+        for cid in client_ids:
+            stop = self._stops.orders.get(cid)
+            record = None if stop else self._engine.order_status(account, client_id=cid)
+            reports.append(_stop_report(stop, self.settings.symbol) if stop else
+                           None if record is None else _order_report(record))
+        return reports
 
     def fills_since(self, since_ms: int) -> list[FillReport]:
         return [_fill_report(f) for f in self._engine.fills(self.settings.account, since_ms=since_ms)]
@@ -239,6 +281,8 @@ class PaperExchange(Exchange):
             if point is None:
                 break
             got = advance(symbol, point[0], point[1])
+            if self._stops.orders:
+                got = got + self._fire_stops(point[1], point[0])
             last = point
             walked += 1
             if got:
@@ -280,7 +324,8 @@ class PaperExchange(Exchange):
         self._generation += 1
         write_json_atomic(state_file, {
             "format": _STATE_FORMAT, "source": self._source_id(), "generation": self._generation,
-            "cursor": list(self._path.cursor), "sim_ms": self._sim_ms, "engine": self._engine.to_state()})
+            "cursor": list(self._path.cursor), "sim_ms": self._sim_ms, "engine": self._engine.to_state(),
+            "stops": self._stops.to_list()})
 
     def _restore(self, source) -> None:
         state_file = self.settings.state_file
@@ -290,6 +335,7 @@ class PaperExchange(Exchange):
         if state["source"] != self._source_id():
             raise ValueError(f"{state_file}: saved for {state['source']}, not for {self._source_id()}")
         self._engine = MatchingEngine.from_state(state["engine"])
+        self._stops = StopBook.from_list(state.get("stops", []))
         self._generation = int(state["generation"])
         cursor, self._sim_ms = tuple(state["cursor"]), int(state["sim_ms"])
         if os.path.exists(state_file + ".cursor"):
@@ -305,6 +351,12 @@ def _fill_report(fill: EngineFill) -> FillReport:
     return FillReport(trade_id=str(fill.trade_id), symbol=fill.symbol, side=fill.side, price=fill.price,
                       size=fill.size, fee=fill.fee, fee_asset=fill.fee_asset, time_ms=fill.time_ms,
                       client_id=fill.client_id, exchange_order_id=str(fill.oid), maker=fill.maker)
+
+
+def _stop_report(stop: StopOrder, symbol: str) -> OrderReport:
+    return OrderReport(client_id=stop.client_id, exchange_order_id=str(stop.oid), symbol=symbol, side=stop.side,
+                       price=stop.trigger, size=stop.size, filled=Decimal(0), state=OrderState.OPEN,
+                       reduce_only=True, time_ms=stop.created_ms, trigger_price=stop.trigger)
 
 
 def _order_report(order: EngineOrder) -> OrderReport:

@@ -120,6 +120,7 @@ class RiskSection:
     stop_loss_price: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
     take_profit_price: Decimal = field(default=Decimal("0"), metadata=_check(_non_negative))
     flatten_slippage_pct: Decimal = field(default=Decimal("0.5"), metadata=_check(_positive))
+    protective_orders: bool = False
     breaker_network_errors: int = field(default=5, metadata=_check(_positive))
     breaker_rejections: int = field(default=20, metadata=_check(_positive))
     breaker_window_s: float = field(default=60.0, metadata=_check(_positive))
@@ -254,7 +255,11 @@ def parse(data: dict, file: Path) -> BotConfig:
         validate = getattr(sections[name], "validate", None)
         if validate is not None:
             validate(file)
-    return BotConfig(**sections, source=str(file))
+    config = BotConfig(**sections, source=str(file))
+    if config.risk.protective_orders and config.bot.exchange == "hyperliquid":
+        raise ConfigError(file, "risk.protective_orders", "protective trigger orders are not supported on "
+                                                          "hyperliquid yet (paper only)")
+    return config
 
 
 def load(path: str | Path | None = None) -> BotConfig:

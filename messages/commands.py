@@ -21,6 +21,7 @@ class OrderSpec:
     position_version: int = 0
     reduce_only: bool = False
     post_only: bool = True
+    trigger_price: Decimal | None = None     # a protective stop: rests off the book until reached
 
 
 @dataclass(frozen=True, slots=True)

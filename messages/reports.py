@@ -46,6 +46,7 @@ class OrderReport:
     state: OrderState
     reduce_only: bool = False
     time_ms: int = 0
+    trigger_price: Decimal | None = None
 
     @property
     def remaining(self) -> Decimal:
