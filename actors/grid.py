@@ -75,6 +75,7 @@ class Grid:
         self.fills_version = -1
         self.done: dict[str, None] = {}            # recently ended client ids (late updates ignored)
         self.attempts: dict[tuple[int, str, int], int] = {}
+        self.blocked: dict[int, int] = {}          # level -> exchange ms before which a risk limit stands
         self.refused_reason = ""
         self.intents_sent = 0
         self.cancels_sent = 0
@@ -119,6 +120,7 @@ class Grid:
         self.epoch += 1
         self.out_since_ms = None
         self.counters.forget_all()
+        self.blocked.clear()
         self._put(anchor=self.anchor, base_position=self.base_position, epoch=self.epoch,
                   spacing_pct=self.spacing_pct, order_size=self.size, out_of_range_since_ms=None)
         self.prices = None
@@ -156,6 +158,8 @@ class Grid:
         for level, side in sorted(desired_orders(self.prices, empty, self.mid).items()):
             if level in self.working or not self.counters.may_place(level, self.now_ms):
                 continue               # never two orders at one level; failed counter-orders back off
+            if self.blocked.get(level, 0) > self.now_ms:
+                continue               # a risk limit said no: ask again later, or when the position moves
             key = (level, side.value, self.version)
             cid = client_order_id(self.bot_id, self.epoch, level, side, self.version, self.attempts.get(key, 0))
             specs.append(OrderSpec(cid, self.symbol, side, self.prices[level], self.size, Origin.GRID, level,
@@ -187,6 +191,9 @@ class Grid:
     def on_position(self, msg: PositionChanged) -> list:
         if msg.version < self.version:
             return []
+        if msg.version != self.version:
+            self.attempts.clear()          # ids of a new version never meet those of older ones
+            self.blocked.clear()
         self.position, self.version = msg.position, msg.version
         return self.recompute()
 
@@ -249,6 +256,7 @@ class Grid:
             if u.state is OrderState.FILLED:
                 self.done[u.client_id] = None      # the level is freed by the fill itself (on_fills)
             elif u.state.terminal:
+                self.blocked.clear()               # exposure went down: the limits may say yes now
                 if self.working.get(u.level) == u.client_id:
                     self._retry_later(u.level, u.side, u.client_id)
                     if u.state is OrderState.REJECTED:
@@ -279,8 +287,10 @@ class Grid:
             if r.level is not None and self.working.get(r.level) == r.client_id:
                 self._retry_later(r.level, self.sizes[r.client_id][3], r.client_id)
                 self._free(r.level, r.client_id)
-                if r.kind not in ("stale", "mode"):
+                if r.kind == "funds":      # limits, stale versions, modes and the breaker are deliberate
                     out += self._counter_failed(r.level, r.reason)
+                elif r.kind == "limit":
+                    self.blocked[r.level] = self.now_ms + int(self.cfg.counter_retry_initial_s * 1000)
             self.refused_reason = r.reason
         return out                   # retried on the next tick or position change, not in a loop
 

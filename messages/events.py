@@ -142,8 +142,8 @@ class OrdersChanged:
 
 @dataclass(frozen=True, slots=True)
 class IntentRefused:
-    """An order that will not be sent, and why. `kind` says whether retrying can help: 'stale' and
-    'mode' refusals are recomputed anyway; 'limit', 'funds', 'breaker' are real failures."""
+    """An order that will not be sent, and why. `kind`: 'stale' and 'mode' are recomputed anyway,
+    'limit' and 'breaker' are risk's deliberate choices, 'funds' is a failure to place (B-1.2)."""
     client_id: str
     reason: str
     origin: Origin

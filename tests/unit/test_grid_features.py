@@ -229,9 +229,19 @@ def test_b12_a_counter_order_that_reaches_the_exchange_clears_its_failures():
     assert g.counters.view() == {}
 
 
-def test_b12_stale_and_mode_refusals_are_not_failures():
+@pytest.mark.parametrize("kind", ["stale", "mode", "limit", "breaker"])
+def test_b12_deliberate_refusals_are_not_failures(kind):
     g, first = trading(counter_retry_limit=1)
     g.on_tick(PriceTick("BTC", D("39940"), 1_000))
     counter = by_level(fill(g, by_level(first)[-1], 2, D("0.002")))[0]
-    assert emergencies(refuse(g, counter, "stale position version", "stale")) == []
+    assert emergencies(refuse(g, counter, f"refused: {kind}", kind)) == []
     assert g.counters.view() == {}
+
+
+def test_a_level_refused_by_a_risk_limit_is_asked_again_later_not_on_every_tick():
+    g, first = trading(counter_retry_initial_s=1.0)
+    buy = by_level(first)[-2]
+    g.on_tick(PriceTick("BTC", D("40000"), 10_000))
+    refuse(g, buy, "max position 0.01", "limit")
+    assert -2 not in by_level(g.on_tick(PriceTick("BTC", D("40000"), 10_500)))
+    assert -2 in by_level(g.on_tick(PriceTick("BTC", D("40000"), 11_000)))
