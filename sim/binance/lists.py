@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from messages.types import ZERO, Side
 from sim.binance import protocol as P
 from sim.binance.orders import NewOrder, Trading, new_client_id
-from sim.binance.params import DUPLICATE, INSUFFICIENT, ApiError
+from sim.binance.params import INSUFFICIENT, ApiError
 
 __all__ = ["OcoOrder", "Lists"]
 
@@ -65,10 +65,7 @@ class Lists(Trading):
             self.check_rules(o.symbol, leg.stop if leg.type in ("STOP_LOSS", "TAKE_PROFIT") else leg.price, o.qty)
             if leg.type in P.STOP_TYPES:
                 self.check_rules(o.symbol, leg.stop, o.qty)
-            cid = leg.client_id
-            if cid is not None and (account, cid) in self.by_cid and self.is_open(
-                    self.infos[self.by_cid[(account, cid)]]):
-                raise ApiError(-2010, DUPLICATE)
+            self.check_client_id(account, leg.client_id)
         stops = [p for p, leg in legs.items() if leg.type != "LIMIT_MAKER"]
         self.check_open_count(account, o.symbol, new_stops=len(stops), new_orders=2)
         rules = self.engine.rules(o.symbol)

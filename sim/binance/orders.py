@@ -125,6 +125,12 @@ class Trading:
         if new_stops and stops + new_stops > MAX_ALGO_ORDERS:
             raise filter_failure("MAX_NUM_ALGO_ORDERS")
 
+    def check_client_id(self, account: str, cid: str | None) -> None:
+        """Client ids are unique among open orders, the venue's untriggered stops included."""
+        oid = self.by_cid.get((account, cid)) if cid is not None else None
+        if oid is not None and oid in self.infos and self.is_open(self.infos[oid]):
+            raise ApiError(-2010, DUPLICATE)
+
     def check_rules(self, symbol: str, price: Decimal, qty: Decimal) -> None:
         reason = self.engine.rules(symbol).check(price, qty)
         if reason is not None:
@@ -134,6 +140,7 @@ class Trading:
         """POST /api/v3/order: the response in `o.resp_type` (FULL for LIMIT/MARKET by default, as Binance)."""
         if check:
             self.limits.check_new_order(account, now)
+        self.check_client_id(account, o.client_id)
         cid = o.client_id or new_client_id()
         if o.type in P.STOP_TYPES:
             info = self.place_stop(account, o, cid, now)

@@ -160,6 +160,14 @@ def test_unfilled_order_count_headers_and_1015(sim):
         sim.control("limits", orders_1d=200000)
 
 
+def test_delay_ms_holds_every_answer_back(sim):
+    c = Client(ping=False)
+    sim.control("faults", spec="delay_ms=300")
+    started = time.monotonic()
+    assert c.ping() == {}
+    assert time.monotonic() - started >= 0.3
+
+
 def test_5xx_means_unknown_execution_status_and_the_order_exists(sim):
     c = client(sim)
     sim.control("faults", spec="http_5xx=1")
@@ -452,6 +460,24 @@ def test_after_drop_ws_the_library_reconnects_but_does_not_resubscribe(sim):
     error, state, server_time = asyncio.run(main())
     assert error["e"] == "error"
     assert state["subscriptions"] == 0 and "serverTime" in server_time
+
+
+def test_ws_silence_leaves_requests_unanswered_until_it_ends(sim):
+    from binance.exceptions import BinanceWebsocketUnableToConnect
+
+    async def main():
+        c = await AsyncClient.create()
+        try:
+            assert await c.ws_ping() == {}
+            await asyncio.to_thread(sim.control, "faults", spec="ws_silence=30")
+            with pytest.raises(BinanceWebsocketUnableToConnect, match="timed out"):
+                await c.ws_ping()
+            await asyncio.to_thread(sim.control, "faults", spec="clear")
+            return await c.ws_get_time()
+        finally:
+            await c.close_connection()
+
+    assert "serverTime" in asyncio.run(main())
 
 
 def test_market_streams_trade_and_combined_book_ticker(sim):
