@@ -8,11 +8,11 @@ status query, never guessed (C-6, B-2.3).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from loguru import logger
 
+from actors.order_record import LIVE, UNANSWERED, OrderRecord, Watchdog
 from actors.outbox import REPLY, SUPERVISOR, After, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
@@ -38,43 +38,18 @@ from messages.events import (
     OrderStatuses,
     OrdersPlaced,
     OrderUnknown,
-    OrderUpdate,
 )
 from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.types import ZERO, FillSource, MarketRules, Mode, OrderState, Origin, Side
 
 ORDER_SUBSCRIBERS = ("grid", "risk", "balance")
-LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
-        OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
-_FLUSH, _QUERY = "flush", "query"
+_FLUSH, _QUERY, _WATCH = "flush", "query", "watch"
 _LOST_GRACE_S = 5.0
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    spec: OrderSpec
-    state: OrderState = OrderState.INTENT
-    exchange_id: str | None = None
-    filled: Decimal = ZERO
-    created: float = field(default_factory=time.time)
-    reason: str = ""                  # why it was rejected, for whoever retries it
-
-    def update(self) -> OrderUpdate:
-        s = self.spec
-        return OrderUpdate(s.client_id, s.side, s.price, s.size, self.filled, self.state, s.origin, s.level,
-                           self.reason)
-
-    def row(self) -> dict:
-        s = self.spec
-        return {"client_id": s.client_id, "exchange_order_id": self.exchange_id, "symbol": s.symbol,
-                "side": s.side.value, "price": str(s.price), "size": str(s.size), "filled": str(self.filled),
-                "state": self.state.value, "origin": s.origin.value, "level": s.level,
-                "position_version": s.position_version}
 
 
 class OrderBook:
     def __init__(self, journal: Journal | None, batch_window_ms: int, batch_max: int, query_delay_s: float,
-                 backfill_margin_ms: int):
+                 backfill_margin_ms: int, answer_timeout_s: float = 20.0, max_queries: int = 5):
         self.journal = journal
         self.batch_window_s = batch_window_ms / 1000
         self.batch_max = batch_max
@@ -91,6 +66,7 @@ class OrderBook:
         self.clearing = False
         self.accepting = True
         self._batch = 0
+        self.watchdog = Watchdog(answer_timeout_s, max_queries)
         self.counters = {"placed": 0, "rejected": 0, "unknown": 0, "cancelled": 0, "filled": 0,
                          "late_fills": 0, "foreign_fills": 0, "status_queries": 0}
 
@@ -169,11 +145,14 @@ class OrderBook:
                 r.state = OrderState.SUBMITTED
             self._save(records)
             if records:
-                out.append(Out("gateway", PlaceOrders(self._next_batch(), tuple(r.spec for r in records))))
+                batch = self._next_batch()
+                out.append(Out("gateway", PlaceOrders(batch, tuple(r.spec for r in records))))
+                out.append(self.watchdog.watch(batch, [r.spec.client_id for r in records], _WATCH))
         return out
 
     def on_placed(self, msg: OrdersPlaced) -> list:
         changed, unknown = [], []
+        self.watchdog.expired(msg.batch_id)
         for result in msg.results:
             rec = self.orders.get(result.client_id)
             if rec is None:
@@ -245,7 +224,9 @@ class OrderBook:
                 changed.append(rec)
         out = self._changed(changed)
         for i in range(0, len(wire), self.batch_max):
-            out.append(Out("gateway", CancelOrders(self._next_batch(), tuple(wire[i:i + self.batch_max]))))
+            batch, chunk = self._next_batch(), tuple(wire[i:i + self.batch_max])
+            out.append(Out("gateway", CancelOrders(batch, chunk)))
+            out.append(self.watchdog.watch(batch, [cid for cid, _ in chunk], _WATCH))
         if self.clearing and not out:
             self.clearing = False
             out.append(Out(SUPERVISOR, OrdersCleared(0)))
@@ -253,6 +234,7 @@ class OrderBook:
 
     def on_cancelled(self, msg: OrdersCancelled) -> list:
         changed, ambiguous = [], []
+        self.watchdog.expired(msg.batch_id)
         for result in msg.results:
             rec = self.orders.get(result.client_id)
             if rec is None or rec.state.terminal:
@@ -272,17 +254,36 @@ class OrderBook:
             return self.flush()
         if payload == _QUERY:
             self.query_scheduled = False
-            cids = tuple(sorted(c for c in self.to_query if c in self.orders and not self.orders[c].state.terminal))
+            cids = tuple(sorted(c for c in self.to_query if c in self.orders and not self.orders[c].state.terminal
+                                and self.watchdog.may_query(c)))
             self.to_query.clear()
             if not cids:
                 return []
             self.counters["status_queries"] += 1
-            return [Out("gateway", QueryOrders(self._next_batch(), cids))]
+            rid = self._next_batch()
+            return [Out("gateway", QueryOrders(rid, cids)), self.watchdog.watch(rid, cids, _WATCH)]
+        if isinstance(payload, tuple) and payload[0] == _WATCH:
+            return self._unanswered(self.watchdog.expired(payload[1]))
         return []
+
+    def _unanswered(self, cids) -> list:
+        """No answer in time: a sent order may or may not be on the exchange; ask, never guess."""
+        waiting = [self.orders[c] for c in cids if c in self.orders and self.orders[c].state in UNANSWERED]
+        changed = []
+        for rec in waiting:
+            if rec.state is OrderState.SUBMITTED:
+                rec.state = OrderState.UNKNOWN
+                self.counters["unknown"] += 1
+                changed.append(rec)
+        if waiting:
+            logger.warning("{} orders unanswered by the gateway in time: asking their status", len(waiting))
+        return self._changed(changed) + self._query_later([r.spec.client_id for r in waiting])
 
     def on_statuses(self, msg: OrderStatuses) -> list:
         changed, filled_since, recancel = [], None, []
+        self.watchdog.expired(msg.request_id)
         for cid, report in msg.reports:
+            self.watchdog.resolved(cid)
             rec = self.orders.get(cid)
             if rec is None or rec.state.terminal:
                 continue
@@ -375,7 +376,7 @@ class OrderBook:
     def on_status(self, msg: StatusRequest) -> list:
         live = self.live()
         data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
-                "refused_by_rules": dict(self.rule_refusals),
+                "refused_by_rules": dict(self.rule_refusals), "unresolved": len(self.watchdog.gave_up),
                 "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}
         return [Out(REPLY, StatusReport("orderbook", msg.request_id, data))]
 
@@ -394,4 +395,4 @@ class OrderBookActor(ActorShell):
     def make_state(self, wire):
         t = wire.config.timing
         return OrderBook(Journal(wire.config.state_path / "journal.db"), t.batch_window_ms, t.batch_max_orders,
-                         t.status_query_delay_s, t.backfill_margin_ms)
+                         t.status_query_delay_s, t.backfill_margin_ms, 2 * t.exchange_timeout_s, t.status_query_limit)

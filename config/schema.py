@@ -143,6 +143,7 @@ class TimingSection:
     audit_burst_fills: int = field(default=10, metadata=_check(_positive))
     backfill_margin_ms: int = field(default=5000, metadata=_check(_non_negative))
     status_query_delay_s: float = field(default=1.0, metadata=_check(_positive))
+    status_query_limit: int = field(default=5, metadata=_check(_positive))
     restart_backoff_initial_s: float = field(default=0.2, metadata=_check(_positive))
     restart_backoff_max_s: float = field(default=5.0, metadata=_check(_positive))
     restart_limit: int = field(default=5, metadata=_check(_positive))

@@ -36,7 +36,7 @@ from messages.events import (
     OrdersPlaced,
     OrderUnknown,
 )
-from messages.lifecycle import Rebuild, Reconciled
+from messages.lifecycle import Rebuild, Reconciled, StatusRequest
 from messages.reports import FillReport, OrderReport, PositionReport, VenueState
 from messages.types import FillSource, MarketRules, OrderState, Origin, RejectReason, Side
 
@@ -72,7 +72,12 @@ def msgs(out, cls) -> list:
 
 
 def afters(out) -> list[After]:
-    return [o for o in out if isinstance(o, After)]
+    """Timers other than the watchdog's (tested on their own below)."""
+    return [o for o in out if isinstance(o, After) and not (isinstance(o.payload, tuple) and o.payload[0] == "watch")]
+
+
+def watches(out) -> list[After]:
+    return [o for o in out if isinstance(o, After) and isinstance(o.payload, tuple) and o.payload[0] == "watch"]
 
 
 def states(out) -> dict[str, OrderState]:
@@ -494,3 +499,46 @@ def test_b24_max_orders_counts_the_orders_already_live_not_the_one_being_checked
     out = book.on_submit(SubmitOrders((spec("a"), spec("b"), spec("c"))))
     assert states(out) == {"c": OrderState.REJECTED}
     assert book.rule_refusals == {"max_orders": 1}
+
+
+# -- the watchdog: no write or query left unanswered, bounded retries -----------------------------------
+def test_a_batch_the_gateway_never_answers_turns_unknown_and_is_queried():
+    book = make_book()
+    out = book.on_submit(SubmitOrders(tuple(spec(c) for c in ("a", "b"))))
+    placed = book.on_timer(afters(out)[0].payload)
+    (watch,) = watches(placed)
+    out = book.on_timer(watch.payload)                         # no OrdersPlaced came back in time
+    assert {u.client_id: u.state for m in msgs(out, OrdersChanged) for u in m.updates} == {
+        "a": OrderState.UNKNOWN, "b": OrderState.UNKNOWN}
+    (query,) = msgs(book.on_timer(afters(out)[0].payload), QueryOrders)
+    assert query.client_ids == ("a", "b")
+
+
+def test_an_answered_batch_needs_no_watchdog():
+    book = make_book()
+    out = book.on_submit(SubmitOrders((spec("a"),)))
+    placed = book.on_timer(afters(out)[0].payload)
+    (place,) = msgs(placed, PlaceOrders)
+    book.on_placed(OrdersPlaced(place.batch_id, (OrderAcked("a", "x1"),)))
+    assert book.on_timer(watches(placed)[0].payload) == []
+
+
+def test_status_queries_are_bounded_then_left_to_the_audit():
+    book = make_book()
+    out = book.on_submit(SubmitOrders((spec("a"),)))
+    placed = book.on_timer(afters(out)[0].payload)
+    (place,) = msgs(placed, PlaceOrders)
+    out = book.on_placed(OrdersPlaced(place.batch_id, (OrderUnknown("a", "timeout"),)))
+    queries = 0
+    for _ in range(10):                                        # the gateway never answers a query
+        timer = afters(out)
+        if not timer:
+            break
+        out = book.on_timer(timer[0].payload)
+        sent = msgs(out, QueryOrders)
+        if not sent:
+            break
+        queries += 1
+        out = book.on_timer(watches(out)[0].payload)
+    assert queries == 5
+    assert book.on_status(StatusRequest(1))[0].msg.data["unresolved"] == 1

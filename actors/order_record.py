@@ -1,0 +1,70 @@
+"""One order as the order book keeps it, and the watchdog that makes sure no write or query is left
+unanswered: a batch the gateway never acknowledged turns its orders unknown and asks their status, and
+status queries are repeated a bounded number of times before the order is left to the next audit
+(lost-order detection with bounded retries, as Hummingbot and Nautilus do)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from actors.outbox import After
+from messages.commands import OrderSpec
+from messages.events import OrderUpdate
+from messages.types import ZERO, OrderState
+
+LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
+        OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
+UNANSWERED = (OrderState.SUBMITTED, OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    spec: OrderSpec
+    state: OrderState = OrderState.INTENT
+    exchange_id: str | None = None
+    filled: Decimal = ZERO
+    created: float = field(default_factory=time.time)
+    reason: str = ""                  # why it was rejected, for whoever retries it
+
+    def update(self) -> OrderUpdate:
+        s = self.spec
+        return OrderUpdate(s.client_id, s.side, s.price, s.size, self.filled, self.state, s.origin, s.level,
+                           self.reason)
+
+    def row(self) -> dict:
+        s = self.spec
+        return {"client_id": s.client_id, "exchange_order_id": self.exchange_id, "symbol": s.symbol,
+                "side": s.side.value, "price": str(s.price), "size": str(s.size), "filled": str(self.filled),
+                "state": self.state.value, "origin": s.origin.value, "level": s.level,
+                "position_version": s.position_version}
+
+
+
+
+class Watchdog:
+    def __init__(self, timeout_s: float, max_queries: int):
+        self.timeout_s, self.max_queries = timeout_s, max_queries
+        self.watching: dict[int, tuple[str, ...]] = {}
+        self.queries: dict[str, int] = {}
+        self.gave_up: set[str] = set()
+
+    def watch(self, request_id: int, client_ids, payload_kind: str) -> After:
+        self.watching[request_id] = tuple(client_ids)
+        return After(self.timeout_s, (payload_kind, request_id))
+
+    def expired(self, request_id: int) -> tuple[str, ...]:
+        return self.watching.pop(request_id, ())
+
+    def may_query(self, client_id: str) -> bool:
+        """Count one status query; False once the order has had its share."""
+        n = self.queries.get(client_id, 0)
+        if n >= self.max_queries:
+            self.gave_up.add(client_id)
+            return False
+        self.queries[client_id] = n + 1
+        return True
+
+    def resolved(self, client_id: str) -> None:
+        self.queries.pop(client_id, None)
+        self.gave_up.discard(client_id)
