@@ -120,27 +120,34 @@ class Gateway:
     def on_place(self, msg: PlaceOrders) -> list:
         self.requests += 1
         self.held_until = 0.0       # the bot has reacted: a paced venue may move on
-        extra = []
-        try:
-            results = tuple(self.exchange.place(msg.orders))
-        except Unknown as exc:
-            extra.append(self._failed(exc, "place"))
-            results = tuple(OrderUnknown(o.client_id, str(exc)) for o in msg.orders)
-        except ExchangeFailure as exc:
-            extra.append(self._failed(exc, "place"))
-            reason = getattr(exc, "reason", RejectReason.OTHER)
-            results = tuple(OrderRejected(o.client_id, reason, f"{exc.kind}: {exc}") for o in msg.orders)
-        return [Out(REPLY, OrdersPlaced(msg.batch_id, results))] + extra + self.drain()
+        extra, results = [], []
+        for chunk in self._chunks(msg.orders):
+            try:
+                results += self.exchange.place(chunk)
+            except Unknown as exc:
+                extra.append(self._failed(exc, "place"))
+                results += [OrderUnknown(o.client_id, str(exc)) for o in chunk]
+            except ExchangeFailure as exc:
+                extra.append(self._failed(exc, "place"))
+                reason = getattr(exc, "reason", RejectReason.OTHER)
+                results += [OrderRejected(o.client_id, reason, f"{exc.kind}: {exc}") for o in chunk]
+        return [Out(REPLY, OrdersPlaced(msg.batch_id, tuple(results)))] + extra + self.drain()
+
+    def _chunks(self, items) -> list:
+        """A batch larger than the venue takes in one request goes out as several, in order."""
+        size = max(1, self.exchange.max_batch)
+        return [items[i:i + size] for i in range(0, len(items), size)]
 
     def on_cancel(self, msg: CancelOrders) -> list:
         self.requests += 1
-        extra = []
-        try:
-            results = tuple(self.exchange.cancel(msg.orders))
-        except ExchangeFailure as exc:
-            extra.append(self._failed(exc, "cancel"))
-            results = tuple(CancelFailed(cid, f"{exc.kind}: {exc}", True) for cid, _ in msg.orders)
-        return [Out(REPLY, OrdersCancelled(msg.batch_id, results))] + extra + self.drain()
+        extra, results = [], []
+        for chunk in self._chunks(msg.orders):
+            try:
+                results += self.exchange.cancel(chunk)
+            except ExchangeFailure as exc:
+                extra.append(self._failed(exc, "cancel"))
+                results += [CancelFailed(cid, f"{exc.kind}: {exc}", True) for cid, _ in chunk]
+        return [Out(REPLY, OrdersCancelled(msg.batch_id, tuple(results)))] + extra + self.drain()
 
     def on_query(self, msg: QueryOrders) -> list:
         self.requests += 1

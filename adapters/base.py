@@ -68,6 +68,8 @@ class Exchange(abc.ABC):
     """One (account, market) on one venue."""
 
     name: str = "exchange"
+    max_batch: int = 1000
+    """Most orders (or cancels) one request may carry; the gateway splits larger batches (M-3)."""
     paced: bool = False
     """True for simulated venues whose market waits for the bot: after fills, the gateway holds the
     price path until the bot has reacted (or a hold time passed), so simulated time stretches

@@ -100,6 +100,7 @@ def _retry_after(headers: Any) -> float | None:
 
 
 class HyperliquidExchange(Exchange):
+    max_batch = 40          # an order action weighs 1 + n // 40: batches of 40 stay at weight 2
     name = "hyperliquid"
 
     def __init__(self, settings: HyperliquidSettings, private_key: Secret,
