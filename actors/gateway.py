@@ -41,7 +41,7 @@ from messages.events import (
 from messages.lifecycle import StatusReport, StatusRequest
 from messages.types import RejectReason
 
-TICK_SUBSCRIBERS = ("grid", "position", "balance", "risk")
+TICK_SUBSCRIBERS = ("grid", "position", "balance", "risk", "orderbook")
 _PUMP = "pump"
 _RETRY_DELAY_S = 1.0
 

@@ -68,3 +68,22 @@ class Watchdog:
     def resolved(self, client_id: str) -> None:
         self.queries.pop(client_id, None)
         self.gave_up.discard(client_id)
+
+
+class BatchWindow:
+    """How long intents wait to share a batch (M-3): a short fixed window, shorter when the last tick
+    moved the price by `fast_move_pct` or more. Never a latency estimate."""
+
+    def __init__(self, normal_ms: int, fast_ms: int, fast_move_pct: Decimal):
+        self.normal_s, self.fast_s, self.fast_move = normal_ms / 1000, fast_ms / 1000, fast_move_pct / 100
+        self.last: Decimal | None = None
+        self.fast = False
+
+    def observe(self, mid: Decimal) -> None:
+        if self.last is not None and self.last > 0:
+            self.fast = abs(mid - self.last) / self.last >= self.fast_move
+        self.last = mid
+
+    @property
+    def seconds(self) -> float:
+        return min(self.fast_s, self.normal_s) if self.fast else self.normal_s

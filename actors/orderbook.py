@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from loguru import logger
 
-from actors.order_record import LIVE, UNANSWERED, OrderRecord, Watchdog
+from actors.order_record import LIVE, UNANSWERED, BatchWindow, OrderRecord, Watchdog
 from actors.outbox import REPLY, SUPERVISOR, After, Out
 from actors.shell import ActorShell
 from adapters.journal import Journal
@@ -38,6 +38,7 @@ from messages.events import (
     OrderStatuses,
     OrdersPlaced,
     OrderUnknown,
+    PriceTick,
 )
 from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.types import ZERO, FillSource, MarketRules, Mode, OrderState, Origin, Side
@@ -49,9 +50,10 @@ _LOST_GRACE_S = 5.0
 
 class OrderBook:
     def __init__(self, journal: Journal | None, batch_window_ms: int, batch_max: int, query_delay_s: float,
-                 backfill_margin_ms: int, answer_timeout_s: float = 20.0, max_queries: int = 5):
+                 backfill_margin_ms: int, answer_timeout_s: float = 20.0, max_queries: int = 5,
+                 fast_window_ms: int = 5, fast_move_pct: Decimal = Decimal("0.2")):
         self.journal = journal
-        self.batch_window_s = batch_window_ms / 1000
+        self.window = BatchWindow(batch_window_ms, fast_window_ms, fast_move_pct)
         self.batch_max = batch_max
         self.query_delay_s = query_delay_s
         self.margin_ms = backfill_margin_ms
@@ -98,6 +100,10 @@ class OrderBook:
         return [After(self.query_delay_s, _QUERY)]
 
     # -- placing ---------------------------------------------------------------------------------
+    def on_tick(self, msg: PriceTick) -> list:
+        self.window.observe(msg.mid)
+        return []
+
     def on_mode(self, msg: ModeChanged) -> list:
         """Stopping or halted: nothing new reaches the exchange, whatever is already in the pipeline."""
         self.accepting = msg.mode not in (Mode.STOPPING, Mode.HALTED, Mode.EMERGENCY)
@@ -133,7 +139,7 @@ class OrderBook:
             return out + self.flush()
         if self.pending and not self.flush_scheduled:
             self.flush_scheduled = True
-            out.append(After(self.batch_window_s, _FLUSH))
+            out.append(After(self.window.seconds, _FLUSH))
         return out
 
     def flush(self) -> list:
@@ -390,9 +396,10 @@ class OrderBookActor(ActorShell):
     routes = {SubmitOrders: "on_submit", OrdersPlaced: "on_placed", FillsRecorded: "on_fills",
               RequestCancels: "on_cancel_request", OrdersCancelled: "on_cancelled",
               OrderStatuses: "on_statuses", Rebuild: "on_rebuild", StatusRequest: "on_status",
-              ModeChanged: "on_mode", ExchangeSnapshot: "on_snapshot"}
+              ModeChanged: "on_mode", ExchangeSnapshot: "on_snapshot", PriceTick: "on_tick"}
 
     def make_state(self, wire):
         t = wire.config.timing
         return OrderBook(Journal(wire.config.state_path / "journal.db"), t.batch_window_ms, t.batch_max_orders,
-                         t.status_query_delay_s, t.backfill_margin_ms, 2 * t.exchange_timeout_s, t.status_query_limit)
+                         t.status_query_delay_s, t.backfill_margin_ms, 2 * t.exchange_timeout_s, t.status_query_limit,
+                         t.batch_window_fast_ms, t.fast_move_pct)

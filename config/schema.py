@@ -136,6 +136,8 @@ class RiskSection:
 class TimingSection:
     batch_window_ms: int = field(default=20, metadata=_check(_non_negative))
     batch_max_orders: int = field(default=40, metadata=_check(_positive))
+    batch_window_fast_ms: int = field(default=5, metadata=_check(_non_negative))
+    fast_move_pct: Decimal = field(default=Decimal("0.2"), metadata=_check(_positive))
     pump_interval_s: float = field(default=0.1, metadata=_check(_positive))
     heartbeat_interval_s: float = field(default=1.0, metadata=_check(_positive))
     audit_interval_s: float = field(default=30.0, metadata=_check(_positive))

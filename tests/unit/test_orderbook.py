@@ -35,6 +35,7 @@ from messages.events import (
     OrderStatuses,
     OrdersPlaced,
     OrderUnknown,
+    PriceTick,
 )
 from messages.lifecycle import Rebuild, Reconciled, StatusRequest
 from messages.reports import FillReport, OrderReport, PositionReport, VenueState
@@ -542,3 +543,15 @@ def test_status_queries_are_bounded_then_left_to_the_audit():
         out = book.on_timer(watches(out)[0].payload)
     assert queries == 5
     assert book.on_status(StatusRequest(1))[0].msg.data["unresolved"] == 1
+
+
+def test_m3_the_window_shortens_when_the_price_moves_fast():
+    book = make_book()
+    book.on_tick(PriceTick("BTC", D("40000"), 1))
+    book.on_tick(PriceTick("BTC", D("40010"), 2))                     # 0.025 %: a calm market
+    calm = afters(book.on_submit(SubmitOrders((spec("a"),))))
+    assert calm == [After(WINDOW_MS / 1000, calm[0].payload)]
+    book.on_timer(calm[0].payload)
+    book.on_tick(PriceTick("BTC", D("40200"), 3))                     # 0.47 % in one tick
+    fast = afters(book.on_submit(SubmitOrders((spec("b"),))))
+    assert fast[0].seconds == 0.005 < WINDOW_MS / 1000
