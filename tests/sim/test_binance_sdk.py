@@ -431,14 +431,17 @@ def test_user_stream_unsubscribe_silences_events_while_pings_still_work(sim):
                 pong = await c.ws_ping()
                 silent = socket._queue.empty()
                 state = await asyncio.to_thread(sim.control, "state")
-                return before, pong, silent, state
+                # what an adapter can ask to notice it: the session's live subscriptions
+                subscriptions = await c._ws_api_request("session.subscriptions", False, {})
+                return before, pong, silent, state, subscriptions
         finally:
             await c.close_connection()
 
-    before, pong, silent, state = asyncio.run(main())
+    before, pong, silent, state, subscriptions = asyncio.run(main())
     assert [e["e"] for e in before] == ["executionReport", "executionReport", "outboundAccountPosition"]
     assert pong == {} and silent
     assert (state["ws_connections"], state["subscriptions"]) == (1, 0)
+    assert subscriptions == []
 
 
 def test_after_drop_ws_the_library_reconnects_but_does_not_resubscribe(sim):
