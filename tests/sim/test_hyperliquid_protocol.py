@@ -306,7 +306,7 @@ def test_exchange_recovers_the_signer_and_checks_nonces(venue):
 
 # -- the command line ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv,needle", [
-    (["binance"], "unknown venue 'binance'"), (["hyperliquid", "--bogus"], "unrecognized arguments"),
+    (["kraken"], "unknown venue 'kraken'"), (["hyperliquid", "--bogus"], "unrecognized arguments"),
     (["hyperliquid", "--faults", "nope"], "unknown fault"), (["hyperliquid", "--fund", "0x12:10"], "--fund"),
     (["hyperliquid", "--speed", "0"], "must be > 0"), (["hyperliquid", "--data", "/no/such.csv"], "No such file"),
     ([], "no venue")])
