@@ -23,12 +23,15 @@ from adapters.journal import Journal
 from messages.commands import DisarmDeadMan, EmergencyStop, RequestCancels, RequestSnapshot, StopMarketData
 from messages.events import ExchangeError, ExchangeSnapshot, OrdersCleared
 from messages.lifecycle import (
+    AdminShutdown,
     Flatten,
+    Halt,
     Heartbeat,
     ModeChanged,
     Ready,
     Rebuild,
     Reconciled,
+    Resume,
     Shutdown,
     ShutdownComplete,
     Start,
@@ -63,6 +66,7 @@ class Supervisor(Actor):
         self.halted = False
         self.stopped_mode = Mode.HALTED
         self.emergency = ""
+        self.shutdown_requested = ""
 
     # -- plumbing --------------------------------------------------------------------------------
     def receiveMessage(self, msg, sender):
@@ -78,6 +82,8 @@ class Supervisor(Actor):
             WakeupMessage: self.on_wakeup, Heartbeat: self.on_heartbeat, StatusRequest: self.on_status_request,
             StatusReport: self.on_status_report, Shutdown: self.on_shutdown, OrdersCleared: self.on_cleared,
             ExchangeError: self.on_exchange_error, EmergencyStop: self.on_emergency,
+            Halt: self.on_halt, Resume: self.on_resume, Flatten: self.on_flatten,
+            AdminShutdown: self.on_admin_shutdown,
         }.get(type(msg))
         if handler is not None:
             handler(msg, sender)
@@ -199,6 +205,49 @@ class Supervisor(Actor):
         if msg.flatten:
             self._send("risk", Flatten(msg.reason))
 
+    # -- remote admin ----------------------------------------------------------------------------
+    def _answer(self, sender, command: str, reason: str, outcome: str, ok: bool = True) -> None:
+        """Every admin command and its outcome is journaled, and answered with the mode it left."""
+        self.journal.log_event("admin", f"{command} ({reason or 'no reason given'}): {outcome}")
+        logger.info("admin {}: {}", command, outcome)
+        self.send(sender, StatusReport("supervisor", 0, {"ok": ok, "command": command, "outcome": outcome,
+                                                         "mode": self.mode.value, "reason": self.reason}))
+
+    def on_halt(self, msg: Halt, sender) -> None:
+        if self.mode is Mode.STOPPING or self.roster is None:
+            return self._answer(sender, "halt", msg.reason, f"refused: the bot is {self.mode.value}", False)
+        self.halted, self.stopped_mode = True, (Mode.EMERGENCY if self.emergency else Mode.HALTED)
+        if self.mode is not Mode.EMERGENCY:
+            self._set_mode(Mode.HALTED, f"halted by admin: {msg.reason}".strip(": "))
+        self.shutdown_phase = "halting"
+        self._send("orderbook", RequestCancels(all_orders=True, reason="halted by admin"))
+        self._answer(sender, "halt", msg.reason, "halted: cancelling every order, placing nothing")
+
+    def on_resume(self, msg: Resume, sender) -> None:
+        if self.mode not in (Mode.HALTED, Mode.EMERGENCY) or self.roster is None:
+            return self._answer(sender, "resume", msg.reason, f"refused: the bot is {self.mode.value}", False)
+        self.halted, self.stopped_mode, self.emergency = False, Mode.HALTED, ""
+        self.shutdown_phase = ""
+        self.reason = f"resumed by admin: {msg.reason}".strip(": ")
+        self._reconcile()           # rebuilt from the exchange before anything is placed again
+        self._answer(sender, "resume", msg.reason, "reconciling with the exchange, then trading")
+
+    def on_flatten(self, msg: Flatten, sender) -> None:
+        if self.mode is Mode.STOPPING or self.roster is None:
+            return self._answer(sender, "flatten", msg.reason, f"refused: the bot is {self.mode.value}", False)
+        self.halted, self.stopped_mode = True, (Mode.EMERGENCY if self.emergency else Mode.HALTED)
+        if self.mode is not Mode.EMERGENCY:
+            self._set_mode(Mode.HALTED, f"flattening by admin: {msg.reason}".strip(": "))
+        self._send("orderbook", RequestCancels(all_orders=True, reason="flatten by admin"))
+        self._send("risk", Flatten(msg.reason or "admin"))
+        self._answer(sender, "flatten", msg.reason, "halted; closing the position with reduce-only orders")
+
+    def on_admin_shutdown(self, msg: AdminShutdown, sender) -> None:
+        """The launcher owns the shutdown (it writes the summary and reaps every process): it sees this
+        flag in its next status poll and stops the bot as Ctrl-C would."""
+        self.shutdown_requested = msg.reason or "admin"
+        self._answer(sender, "shutdown", msg.reason, "the launcher stops the bot within a second")
+
     def _restart(self, role: str) -> None:
         if self.mode is Mode.STOPPING or self.roster.members[role].address is not None:
             return
@@ -270,6 +319,7 @@ class Supervisor(Actor):
         pos, guar, book = (reports.get(r, {}) for r in ("position", "guarantor", "orderbook"))
         return {
             "mode": self.mode.value, "reason": self.reason, "emergency": self.emergency,
+            "shutdown_requested": self.shutdown_requested,
             "bot_id": self.config.bot.id,
             "exchange": self.config.bot.exchange,
             "actors": self.roster.view(), "restarts": self.roster.total_restarts(),
@@ -305,6 +355,9 @@ class Supervisor(Actor):
         if self.shutdown_phase == "cancelling":
             self._send("gateway", DisarmDeadMan("shutdown: orders cancelled"))
             self._final_audit(time.time() + self.config.timing.shutdown_timeout_s / 2)
+        elif self.shutdown_phase == "halting":
+            self.shutdown_phase = ""
+            self._send("gateway", DisarmDeadMan("halted: no order of ours rests"))
 
     def _final_audit(self, deadline: float) -> None:
         """Journal every fill the exchange has, then compare ledger and exchange one last time."""
@@ -337,36 +390,9 @@ class Supervisor(Actor):
 
 
 def main(argv=None) -> int:
-    """`gridbot`: parse the command line; config errors exit 2 with one line, never a traceback."""
-    import argparse
-
-    from actors import launcher
-    from config.schema import ConfigError
-
-    parser = argparse.ArgumentParser(prog="gridbot", description="Grid-trading bot (Thespian actors).")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bot in the foreground")
-    run.add_argument("--config", help="TOML config (default: config/paper.toml)")
-    run.add_argument("--state-dir", help="journal, logs and admin files (overrides bot.state_dir)")
-    run.add_argument("--data", help="candle CSV for the paper exchange's price path")
-    run.add_argument("--speed", type=float, help="paper: simulated seconds per real second")
-    run.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
-    run.add_argument("--summary", help="write a JSON summary here at exit")
-    run.add_argument("--base-url", help="the venue's API URL (e.g. a local `gridbot exchange-sim`)")
-    sim = sub.add_parser("exchange-sim", add_help=False,
-                         help="run a local exchange that speaks a real venue's protocol (see --help)")
-    sim.add_argument("venue_args", nargs=argparse.REMAINDER)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["exchange-sim"]:
-        from sim.cli import exchange_sim_main
-        return exchange_sim_main(argv[1:])
-    args = parser.parse_args(argv)
-    try:
-        config = launcher.load_config(args)
-    except ConfigError as exc:
-        print(f"gridbot: config error: {exc}", file=sys.stderr)
-        return 2
-    return launcher.run(config, duration=args.duration, summary_path=args.summary)
+    """`gridbot` (the command line lives in actors/cli.py)."""
+    from actors.cli import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

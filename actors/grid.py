@@ -295,6 +295,9 @@ class Grid:
         return out                   # retried on the next tick or position change, not in a loop
 
     def on_mode(self, msg: ModeChanged) -> list:
+        if msg.mode is Mode.TRADING and self.mode is not Mode.TRADING and self.emergency:
+            self.emergency = ""                # an operator resumed: failures start from zero
+            self.counters.forget_all()
         self.mode = msg.mode
         return self.recompute()
 

@@ -19,7 +19,7 @@ from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
 
 
-AVAILABLE_EXCHANGES = ("paper", "hyperliquid")
+AVAILABLE_EXCHANGES = ("paper", "hyperliquid", "binance")
 
 
 def load_config(args) -> schema.BotConfig:
@@ -37,11 +37,11 @@ def load_config(args) -> schema.BotConfig:
             raise schema.ConfigError("--data", "paper.data", f"no such file: {args.data}")
         overrides.setdefault("paper", {})["data"] = str(data.resolve())
     if getattr(args, "base_url", None):
-        if config.bot.exchange != "hyperliquid":
+        if config.bot.exchange not in ("hyperliquid", "binance"):
             raise schema.ConfigError("--base-url", "bot.exchange",
                                      f"--base-url needs a real venue, the config trades on {config.bot.exchange}")
         if not args.base_url.startswith(("http://", "https://")):
-            raise schema.ConfigError("--base-url", "hyperliquid.base_url",
+            raise schema.ConfigError("--base-url", f"{config.bot.exchange}.base_url",
                                      f"must start with http:// or https://, got {args.base_url!r}")
         overrides.setdefault(config.bot.exchange, {})["base_url"] = args.base_url.rstrip("/")
     if getattr(args, "speed", None) is not None:
@@ -69,6 +69,13 @@ def check_secrets(config: schema.BotConfig) -> None:
         except (ValueError, TypeError):
             raise schema.ConfigError(config.source, "hyperliquid.private_key_env",
                                      "the private key is not a valid 32-byte hex key") from None
+    if config.bot.exchange == "binance":
+        from adapters.factory import binance_keys
+        from adapters.secrets import SecretError
+        try:
+            binance_keys(config)
+        except SecretError as exc:
+            raise schema.ConfigError(config.source, exc.key, exc.problem) from None
 
 
 def prepare_state_dir(path: Path) -> Path:
@@ -182,9 +189,12 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
                 break
-            if tty:
-                reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
-                if isinstance(reply, StatusReport):
+            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
+            if isinstance(reply, StatusReport):
+                if reply.data.get("shutdown_requested"):
+                    print(f"\nshutdown requested by admin: {reply.data['shutdown_requested']}", flush=True)
+                    break
+                if tty:
                     print("\r" + status_line(reply.data).ljust(120), end="", flush=True)
             stop.wait(1.0 if duration is None else min(1.0, max(0.0, duration - (time.monotonic() - started))))
         if tty:

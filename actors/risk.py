@@ -298,6 +298,9 @@ class RiskBook:
         return []
 
     def on_mode(self, msg: ModeChanged) -> list:
+        if msg.mode is Mode.TRADING and self.stopped:
+            # An operator resumed after a stop: the drawdown is measured from here on.
+            self.stopped, self.flattening, self.peak_pnl = "", False, self.pnl()
         self.mode = msg.mode
         return self._protect()
 

@@ -89,6 +89,12 @@ class Flatten:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminShutdown:
+    """A remote admin asks the bot to stop; the launcher carries it out as it would a Ctrl-C."""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     """Stop trading; cancel our orders unless `cancel_orders` is False; answer ShutdownComplete."""
     cancel_orders: bool = True

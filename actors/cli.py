@@ -1,0 +1,86 @@
+"""The `gridbot` command line: run, the remote admin commands, and the local exchange simulators.
+
+Config errors exit 2 with one line naming the file and key, never a traceback; an admin command that
+cannot reach its bot exits 1 with one line saying why.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(argv=None) -> int:
+    """`gridbot`: parse the command line; config errors exit 2 with one line, never a traceback."""
+    import argparse
+
+    from actors import launcher
+    from config.schema import ConfigError
+
+    parser = argparse.ArgumentParser(prog="gridbot", description="Grid-trading bot (Thespian actors).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot in the foreground")
+    run.add_argument("--config", help="TOML config (default: config/paper.toml)")
+    run.add_argument("--state-dir", help="journal, logs and admin files (overrides bot.state_dir)")
+    run.add_argument("--data", help="candle CSV for the paper exchange's price path")
+    run.add_argument("--speed", type=float, help="paper: simulated seconds per real second")
+    run.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+    run.add_argument("--summary", help="write a JSON summary here at exit")
+    run.add_argument("--base-url", help="the venue's API URL (e.g. a local `gridbot exchange-sim`)")
+    for name, text in (("status", "show a running bot's status"), ("halt", "cancel every order, place nothing"),
+                       ("resume", "reconcile with the exchange and trade again"),
+                       ("flatten", "halt, then close the position with reduce-only orders"),
+                       ("shutdown", "stop the bot as Ctrl-C would")):
+        admin = sub.add_parser(name, help=text)
+        admin.add_argument("--state-dir", help="the bot's state directory (default: from --config)")
+        admin.add_argument("--config", help="the bot's config, to find its state directory")
+        admin.add_argument("--reason", default="", help="journaled with the command")
+        admin.add_argument("--json", action="store_true", help="print the answer as JSON")
+        admin.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    sim = sub.add_parser("exchange-sim", add_help=False,
+                         help="run a local exchange that speaks a real venue's protocol (see --help)")
+    sim.add_argument("venue_args", nargs=argparse.REMAINDER)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["exchange-sim"]:
+        from sim.cli import exchange_sim_main
+        return exchange_sim_main(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command in ("status", "halt", "resume", "flatten", "shutdown"):
+        return admin_main(args)
+    try:
+        config = launcher.load_config(args)
+    except ConfigError as exc:
+        print(f"gridbot: config error: {exc}", file=sys.stderr)
+        return 2
+    return launcher.run(config, duration=args.duration, summary_path=args.summary)
+
+
+def admin_main(args) -> int:
+    """A remote admin command; never starts an actor system of its own, never stops the bot by accident."""
+    from pathlib import Path
+
+    from actors.admin import AdminError, ask
+    from actors.launcher import plain, status_line
+    from config.schema import ConfigError, load
+    try:
+        state_dir = Path(args.state_dir) if args.state_dir else load(args.config).state_path
+        data = plain(ask(state_dir, args.command, args.reason, args.timeout))
+    except ConfigError as exc:
+        print(f"gridbot: config error: {exc}", file=sys.stderr)
+        return 2
+    except AdminError as exc:
+        print(f"gridbot {args.command}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    elif args.command == "status":
+        print(status_line(data))
+        for role, actor in (data.get("actors") or {}).items():
+            print(f"  {role:<10} pid {actor.get('pid')}  restarts {actor.get('restarts')}  "
+                  f"last heartbeat {actor.get('last_heartbeat')}")
+        if data.get("emergency"):
+            print(f"  emergency: {data['emergency']}")
+    else:
+        print(f"{args.command}: {data.get('outcome')} (mode {data.get('mode')})")
+    return 0 if data.get("ok", True) else 1
+
+
