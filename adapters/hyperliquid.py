@@ -125,7 +125,7 @@ class HyperliquidExchange(Exchange):
         self._generation = 0
         self._streaming = False
         self._stream_live = False
-        self._last_message = 0.0
+        self._last_message = self._opened_at = 0.0
         self._reconnect_at = 0.0
         self._reconnect_delay = 0.5
         self.reconnects = 0
@@ -412,7 +412,7 @@ class HyperliquidExchange(Exchange):
         self._generation += 1
         generation = self._generation
         self._stream_live = False
-        self._last_message = time.monotonic()
+        self._last_message = self._opened_at = time.monotonic()
         try:
             info = Info(s.base_url, skip_ws=False, meta=self._meta, spot_meta=self._spot_meta, timeout=s.timeout_s)
         except Exception as exc:    # noqa: BLE001 - a failed connect is retried by pump()
@@ -458,10 +458,13 @@ class HyperliquidExchange(Exchange):
         info = self._ws_info
         manager = info.ws_manager if info is not None else None
         alive = manager is not None and manager.is_alive()
-        stale = time.monotonic() - self._last_message > self.settings.stream_stale_s
+        now = time.monotonic()
+        # Mids flowing without the userFills snapshot means the fills subscription never took (its
+        # answer was lost on a stalled connection): as bad as silence.
+        stale = (now - self._last_message > self.settings.stream_stale_s or
+                 (not self._stream_live and now - self._opened_at > self.settings.stream_stale_s))
         if alive and not stale:
             return
-        now = time.monotonic()
         if now < self._reconnect_at:
             return
         reason = "stream silent" if alive else "stream closed"
