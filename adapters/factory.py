@@ -49,6 +49,24 @@ def hyperliquid_settings(config):
         reconnect_max_s=h.reconnect_max_s, weight_per_min=h.weight_per_min, leverage=h.leverage)
 
 
+def binance_keys(config):
+    """(API key, API secret), each from its environment variable or a 0600 file (SecretError says where
+    it looked)."""
+    from adapters.secrets import read_secret
+    b = config.binance
+    return (read_secret(b.api_key_env, b.api_key_file, "binance.api_key_env"),
+            read_secret(b.api_secret_env, b.api_secret_file, "binance.api_secret_env"))
+
+
+def binance_settings(config):
+    from adapters.binance import BinanceSettings
+    b = config.binance
+    return BinanceSettings(
+        base_url=b.base_url.rstrip("/"), symbol=config.market.symbol, recv_window=b.recv_window_ms,
+        timeout_s=config.timing.exchange_timeout_s, stream_check_s=b.stream_check_s,
+        reconnect_max_s=b.reconnect_max_s)
+
+
 def build_exchange(config) -> Exchange:
     venue = config.bot.exchange
     if venue == "paper":
@@ -57,4 +75,7 @@ def build_exchange(config) -> Exchange:
     if venue == "hyperliquid":
         from adapters.hyperliquid import HyperliquidExchange
         return HyperliquidExchange(hyperliquid_settings(config), hyperliquid_key(config))
+    if venue == "binance":
+        from adapters.binance import BinanceExchange
+        return BinanceExchange(binance_settings(config), *binance_keys(config))
     raise ValueError(f"exchange {venue!r} is not available in this build")

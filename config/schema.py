@@ -171,9 +171,24 @@ class HyperliquidSection:
     weight_per_min: int = field(default=1200, metadata=_check(_positive))
 
 
+@dataclass(frozen=True, slots=True)
+class BinanceSection:
+    """Where and as whom to trade on Binance spot. The API key and secret are never config values: they
+    are read from the environment variables named here, or from 0600 files."""
+    base_url: str = "https://api.binance.com"
+    api_key_env: str = "GRIDBOT_BINANCE_API_KEY"
+    api_secret_env: str = "GRIDBOT_BINANCE_API_SECRET"
+    api_key_file: str = ""
+    api_secret_file: str = ""
+    recv_window_ms: int = field(default=5000, metadata=_check(
+        lambda v: None if 0 < v <= 60000 else "must be between 1 and 60000 ms (Binance's maximum)"))
+    stream_check_s: float = field(default=10.0, metadata=_check(_positive))
+    reconnect_max_s: float = field(default=10.0, metadata=_check(_positive))
+
+
 SECTIONS = {"bot": BotSection, "market": MarketSection, "paper": PaperSection, "grid": GridSection,
             "risk": RiskSection, "timing": TimingSection,
-            "hyperliquid": HyperliquidSection}
+            "hyperliquid": HyperliquidSection, "binance": BinanceSection}
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +200,7 @@ class BotConfig:
     risk: RiskSection = RiskSection()
     timing: TimingSection = TimingSection()
     hyperliquid: HyperliquidSection = HyperliquidSection()
+    binance: BinanceSection = BinanceSection()
     source: str = "<defaults>"
 
     @property
