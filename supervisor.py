@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sys
 import time
 from datetime import timedelta
@@ -24,6 +25,8 @@ from messages.commands import DisarmDeadMan, EmergencyStop, RequestCancels, Requ
 from messages.events import ExchangeError, ExchangeSnapshot, OrdersCleared
 from messages.lifecycle import (
     AdminShutdown,
+    FaultProbe,
+    InjectFault,
     Flatten,
     Halt,
     Heartbeat,
@@ -82,7 +85,7 @@ class Supervisor(Actor):
             WakeupMessage: self.on_wakeup, Heartbeat: self.on_heartbeat, StatusRequest: self.on_status_request,
             StatusReport: self.on_status_report, Shutdown: self.on_shutdown, OrdersCleared: self.on_cleared,
             ExchangeError: self.on_exchange_error, EmergencyStop: self.on_emergency,
-            Halt: self.on_halt, Resume: self.on_resume, Flatten: self.on_flatten,
+            Halt: self.on_halt, Resume: self.on_resume, Flatten: self.on_flatten, InjectFault: self.on_inject,
             AdminShutdown: self.on_admin_shutdown,
         }.get(type(msg))
         if handler is not None:
@@ -122,6 +125,7 @@ class Supervisor(Actor):
         self.lifeline = Lifeline()
         if self.lifeline.watching:
             self._after(_LIFELINE_S, ("lifeline", None))
+        self._after(t.heartbeat_interval_s, ("heartbeats", None))
         for role in ROLES:
             self.roster.members[role].address = self.createActor(ACTOR_CLASSES[role])
         self._wire(set(ROLES))
@@ -272,6 +276,33 @@ class Supervisor(Actor):
             self._shutdown_step(arg)
         elif kind == "lifeline":
             self._check_lifeline()
+        elif kind == "heartbeats":
+            self._check_heartbeats()
+
+    def _check_heartbeats(self) -> None:
+        """A hung actor sends no exit message: kill its process; the exit brings the usual rebuild."""
+        t = self.config.timing
+        self._after(t.heartbeat_interval_s, ("heartbeats", None))
+        if self.mode is Mode.STOPPING:
+            return
+        for role, pid in self.roster.hung(time.time(), t.heartbeat_timeout_s):
+            if pid == os.getpid():
+                continue            # one process for every actor (simpleSystemBase): nothing to kill
+            logger.error("{} (pid {}) sent no heartbeat for {:.0f}s: killing it for a rebuild", role, pid,
+                         t.heartbeat_timeout_s)
+            self.journal.log_event("hung", f"{role} pid {pid}")
+            self.roster.members[role].alive = False
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def on_inject(self, msg: InjectFault, sender) -> None:
+        member = self.roster.members.get(msg.role) if self.roster else None
+        if member is None or member.address is None:
+            return self._answer(sender, "inject", msg.kind, f"refused: no live actor {msg.role}", False)
+        self.send(member.address, ActorExitRequest() if msg.kind == "exit" else FaultProbe(msg.kind))
+        self._answer(sender, "inject", f"{msg.kind} {msg.role}", "delivered")
 
     def _check_lifeline(self) -> None:
         if self.lifeline.launcher_alive():

@@ -4,7 +4,8 @@ The bot is found through its state directory (admin.json: bot id and admin port)
 are avoided on purpose (see thespian.md): connecting to an admin port where no bot runs would
 silently start a new actor system, so the port must answer first; and the supervisor is looked up by
 its global name with a class that can never be created, so a typo never spawns an actor. The client
-exits without `shutdown()`, which would stop the whole bot.
+exits without `shutdown()`, which would stop the whole bot. Thespian keeps one system per process, so
+a process talks to one bot: the CLI runs one command per process.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from thespian.actors import Actor
+from thespian.actors import Actor, ActorSystemFailure
 
 from messages.lifecycle import AdminShutdown, Flatten, Halt, Resume, StatusReport, StatusRequest
 
@@ -54,6 +55,11 @@ def port_answers(port: int, timeout: float = 1.0) -> bool:
 
 def ask(state_dir: Path, command: str, reason: str = "", timeout: float = 10.0) -> dict:
     """Send one admin command (or a status request) and return the supervisor's answer."""
+    msg = StatusRequest(int(time.time() * 1000)) if command == "status" else COMMANDS[command](reason)
+    return send(state_dir, msg, timeout, command)
+
+
+def send(state_dir: Path, msg, timeout: float = 10.0, what: str = "the request") -> dict:
     bot_id, port = find_bot(state_dir)
     if not port_answers(port):
         raise AdminError(f"bot {bot_id} is not running (nothing answers on its admin port {port})")
@@ -61,11 +67,13 @@ def ask(state_dir: Path, command: str, reason: str = "", timeout: float = 10.0) 
     os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
     os.environ.setdefault("THESPLOG_FILE", str(Path(state_dir) / "thespian-admin.log"))
     system = ActorSystem("multiprocTCPBase", {"Admin Port": port}, logDefs=_quiet_logs())
-    supervisor = system.createActor(SupervisorLookup, globalName=f"gridbot:{bot_id}")
-    msg = StatusRequest(int(time.time() * 1000)) if command == "status" else COMMANDS[command](reason)
-    reply = system.ask(supervisor, msg, timeout)
+    try:
+        supervisor = system.createActor(SupervisorLookup, globalName=f"gridbot:{bot_id}")
+        reply = system.ask(supervisor, msg, timeout)
+    except ActorSystemFailure as exc:
+        raise AdminError(f"bot {bot_id} is not reachable on admin port {port} ({exc})") from None
     if not isinstance(reply, StatusReport):
-        raise AdminError(f"bot {bot_id} did not answer {command} within {timeout:.0f}s")
+        raise AdminError(f"bot {bot_id} did not answer {what} within {timeout:.0f}s")
     return reply.data
 
 

@@ -36,6 +36,12 @@ def main(argv=None) -> int:
         admin.add_argument("--reason", default="", help="journaled with the command")
         admin.add_argument("--json", action="store_true", help="print the answer as JSON")
         admin.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer")
+    inject = sub.add_parser("inject", help="fault injection (tests, chaos): make an actor exit or raise")
+    inject.add_argument("role", choices=("gateway", "guarantor", "orderbook", "position", "grid", "risk", "balance"))
+    inject.add_argument("kind", choices=("exit", "raise"))
+    inject.add_argument("--state-dir", required=True)
+    inject.add_argument("--json", action="store_true")
+    inject.add_argument("--timeout", type=float, default=10.0)
     sim = sub.add_parser("exchange-sim", add_help=False,
                          help="run a local exchange that speaks a real venue's protocol (see --help)")
     sim.add_argument("venue_args", nargs=argparse.REMAINDER)
@@ -44,7 +50,7 @@ def main(argv=None) -> int:
         from sim.cli import exchange_sim_main
         return exchange_sim_main(argv[1:])
     args = parser.parse_args(argv)
-    if args.command in ("status", "halt", "resume", "flatten", "shutdown"):
+    if args.command in ("status", "halt", "resume", "flatten", "shutdown", "inject"):
         return admin_main(args)
     try:
         config = launcher.load_config(args)
@@ -58,12 +64,16 @@ def admin_main(args) -> int:
     """A remote admin command; never starts an actor system of its own, never stops the bot by accident."""
     from pathlib import Path
 
-    from actors.admin import AdminError, ask
+    from actors.admin import AdminError, ask, send
     from actors.launcher import plain, status_line
     from config.schema import ConfigError, load
+    from messages.lifecycle import InjectFault
     try:
         state_dir = Path(args.state_dir) if args.state_dir else load(args.config).state_path
-        data = plain(ask(state_dir, args.command, args.reason, args.timeout))
+        if args.command == "inject":
+            data = plain(send(state_dir, InjectFault(args.role, args.kind), args.timeout, "inject"))
+        else:
+            data = plain(ask(state_dir, args.command, args.reason, args.timeout))
     except ConfigError as exc:
         print(f"gridbot: config error: {exc}", file=sys.stderr)
         return 2

@@ -58,6 +58,11 @@ class Roster:
         delay = min(self.backoff_initial * 2 ** (m.restarts - 1), self.backoff_max)
         return delay, len(self.restart_times) > self.limit
 
+    def hung(self, now: float, timeout: float) -> list[tuple[str, int]]:
+        """Live members whose heartbeat stopped: a hung actor produces no exit message of its own."""
+        return [(m.role, m.pid) for m in self.members.values()
+                if m.alive and m.pid and m.last_heartbeat is not None and now - m.last_heartbeat > timeout]
+
     def total_restarts(self) -> int:
         return sum(m.restarts for m in self.members.values())
 

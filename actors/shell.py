@@ -24,7 +24,7 @@ from thespian.actors import (
 )
 
 from actors.outbox import REPLY, SUPERVISOR, After, MalformedInput, Out
-from messages.lifecycle import Heartbeat, ModeChanged, Ready, Wire
+from messages.lifecycle import FaultProbe, Heartbeat, ModeChanged, Ready, Wire
 
 LAUNCHER_ENV = "GRIDBOT_LAUNCHER_PID"
 _HEARTBEAT = "__heartbeat__"
@@ -136,6 +136,8 @@ class ActorShell(Actor):
         if self.state is None:
             logger.bind(role=self.role).debug("{} not wired yet; dropped {}", self.role, type(msg).__name__)
             return []
+        if isinstance(msg, FaultProbe):
+            raise RuntimeError(f"injected fault in {self.role}'s handler {msg.note}")
         method = self.routes.get(type(msg))
         if method is None and isinstance(msg, ModeChanged):
             return []               # only the actors that act on the mode route it

@@ -140,6 +140,7 @@ class TimingSection:
     fast_move_pct: Decimal = field(default=Decimal("0.2"), metadata=_check(_positive))
     pump_interval_s: float = field(default=0.1, metadata=_check(_positive))
     heartbeat_interval_s: float = field(default=1.0, metadata=_check(_positive))
+    heartbeat_timeout_s: float = field(default=10.0, metadata=_check(_positive))
     audit_interval_s: float = field(default=30.0, metadata=_check(_positive))
     audit_soon_s: float = field(default=1.0, metadata=_check(_positive))
     audit_burst_fills: int = field(default=10, metadata=_check(_positive))

@@ -110,3 +110,17 @@ class ShutdownComplete:
 class EmergencyStop:
     reason: str
     flatten: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InjectFault:
+    """Fault injection (tests, chaos): the supervisor makes `role` exit ('exit': ActorExitRequest) or
+    raise inside a handler ('raise'). Reaches the bot only through its authenticated admin port."""
+    role: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class FaultProbe:
+    """Delivered to an actor to make its handler raise (InjectFault 'raise')."""
+    note: str = ""
