@@ -204,6 +204,7 @@ class _Generation:
     stop: asyncio.Event | None = None
     live: bool = False
     ended: str = ""
+    down_seen: bool = False         # pump() has handled its end
     started: float = field(default_factory=time.monotonic)
 
 
@@ -584,9 +585,9 @@ class BinanceExchange(Exchange):
             raise Unknown(f"order {spec.client_id}: {exc}") from exc
         self._remember(result.exchange_order_id, spec.client_id)
         state = result.state
-        if state in (OrderState.REJECTED, OrderState.CANCELLED) and (result.report is None
-                                                                      or result.report.filled == 0):
-            return OrderRejected(spec.client_id, RejectReason.OTHER, f"the venue ended the order at once ({state.value})")
+        if state in (OrderState.REJECTED, OrderState.CANCELLED) and result.report.filled == 0:
+            return OrderRejected(spec.client_id, RejectReason.OTHER,
+                                 f"the venue ended the order at once ({state.value})")
         return OrderAcked(spec.client_id, result.exchange_order_id, state)
 
     def cancel(self, orders: Sequence[tuple[str, str | None]]) -> list[CancelResult]:
@@ -788,17 +789,26 @@ class BinanceExchange(Exchange):
         gen = self._gen
         if gen is not None and not gen.ended and gen.thread is not None and not gen.thread.is_alive():
             gen.ended = "stream thread died"
-        if gen is not None and gen.live and not gen.ended and self._outage:
-            self._outage = False
-            self._reconnect_delay = 0.5
-        if gen is None or gen.ended:
+        if gen is not None and not gen.ended:
+            if gen.live and self._outage:
+                self._outage, self._reconnect_delay = False, 0.5
+        elif gen is None or not gen.down_seen:
+            # Every generation that was subscribed reports its end; failed attempts after it do not.
             now = time.monotonic()
-            if not self._outage:
-                self._outage = True
+            was_live = gen is not None and gen.live
+            if gen is not None:
+                gen.down_seen = True
+            if was_live or not self._outage:
                 reason = gen.ended if gen is not None else "no stream"
                 logger.warning("binance user stream down ({}), resubscribing", reason)
                 self._push(StreamDown(reason, self._now_ms()))
-                self._reconnect_at = now + (self._reconnect_delay if gen is not None and not gen.live else 0)
+            if was_live:
+                self._reconnect_at, self._reconnect_delay = now, 0.5      # it worked until now: at once
+            elif not self._outage:
+                self._reconnect_at = now + self._reconnect_delay
+            self._outage = True
+        if self._gen is None or self._gen.ended:
+            now = time.monotonic()
             if now >= self._reconnect_at:
                 self.reconnects += 1
                 self._reconnect_at = now + self._reconnect_delay

@@ -317,3 +317,15 @@ def test_dropped_connection_is_reported_and_resubscribed(sim, exchanges):
     sim.control("drop_ws")
     events = pump_until(ex, lambda seen: any(isinstance(e, StreamUp) for e in seen), 15, "resubscribed")
     assert any(isinstance(e, StreamDown) for e in events) and ex.stream_live
+
+
+def test_a_silent_venue_is_reported_down_once_and_retried_with_backoff_until_it_answers(sim, exchanges):
+    ex = adapter(sim, exchanges, timeout_s=1.0)
+    ex.start_stream()
+    pump_until(ex, lambda seen: any(isinstance(e, StreamUp) for e in seen), 15, "the subscription")
+    sim.control("faults", spec="ws_silence=4")
+    events = pump_until(ex, lambda seen: any(isinstance(e, StreamUp) for e in seen), 20,
+                        "resubscribed once the venue answers again")
+    assert sum(isinstance(e, StreamDown) for e in events) == 1       # one outage, one StreamDown
+    assert ex.reconnects >= 2                                          # attempts failed while it was silent
+    assert ex.stream_live
