@@ -129,7 +129,7 @@ class Supervisor(Actor):
         for role in ROLES:
             self.roster.members[role].address = self.createActor(ACTOR_CLASSES[role])
         self._wire(set(ROLES))
-        self.send(sender, StatusReport("supervisor", 0, {"mode": self.mode.value}))
+        self.send(sender, StatusReport("supervisor", 0, {"mode": self.mode.value, "pid": os.getpid()}))
 
     def _wire(self, expect_ready: set[str]) -> None:
         self.waiting_ready |= expect_ready
@@ -350,7 +350,7 @@ class Supervisor(Actor):
         pos, guar, book = (reports.get(r, {}) for r in ("position", "guarantor", "orderbook"))
         return {
             "mode": self.mode.value, "reason": self.reason, "emergency": self.emergency,
-            "shutdown_requested": self.shutdown_requested,
+            "shutdown_requested": self.shutdown_requested, "supervisor_pid": os.getpid(),
             "bot_id": self.config.bot.id,
             "exchange": self.config.bot.exchange,
             "actors": self.roster.view(), "restarts": self.roster.total_restarts(),

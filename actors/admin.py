@@ -15,7 +15,7 @@ import socket
 import time
 from pathlib import Path
 
-from thespian.actors import Actor, ActorSystemFailure
+from thespian.actors import Actor, ActorSystemFailure, NoCompatibleSystemForActor
 
 from messages.lifecycle import AdminShutdown, Flatten, Halt, Resume, StatusReport, StatusRequest
 
@@ -34,11 +34,11 @@ class SupervisorLookup(Actor):
         return False
 
 
-def find_bot(state_dir: Path) -> tuple[str, int]:
+def find_bot(state_dir: Path) -> tuple[str, int, str]:
     admin = Path(state_dir) / "admin.json"
     try:
         info = json.loads(admin.read_text())
-        return str(info["bot_id"]), int(info["admin_port"])
+        return str(info["bot_id"]), int(info["admin_port"]), str(info.get("global_name") or f"gridbot:{info['bot_id']}")
     except FileNotFoundError:
         raise AdminError(f"no bot has run in {state_dir} (no admin.json)") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -60,7 +60,7 @@ def ask(state_dir: Path, command: str, reason: str = "", timeout: float = 10.0) 
 
 
 def send(state_dir: Path, msg, timeout: float = 10.0, what: str = "the request") -> dict:
-    bot_id, port = find_bot(state_dir)
+    bot_id, port, name = find_bot(state_dir)
     if not port_answers(port):
         raise AdminError(f"bot {bot_id} is not running (nothing answers on its admin port {port})")
     from thespian.actors import ActorSystem
@@ -68,8 +68,10 @@ def send(state_dir: Path, msg, timeout: float = 10.0, what: str = "the request")
     os.environ.setdefault("THESPLOG_FILE", str(Path(state_dir) / "thespian-admin.log"))
     system = ActorSystem("multiprocTCPBase", {"Admin Port": port}, logDefs=_quiet_logs())
     try:
-        supervisor = system.createActor(SupervisorLookup, globalName=f"gridbot:{bot_id}")
+        supervisor = system.createActor(SupervisorLookup, globalName=name)
         reply = system.ask(supervisor, msg, timeout)
+    except NoCompatibleSystemForActor:
+        raise AdminError(f"bot {bot_id} has no supervisor right now (is it restarting?)") from None
     except ActorSystemFailure as exc:
         raise AdminError(f"bot {bot_id} is not reachable on admin port {port} ({exc})") from None
     if not isinstance(reply, StatusReport):

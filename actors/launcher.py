@@ -13,7 +13,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from actors.lifeline import process_tree
+from actors.lifeline import proc_stat, process_tree
 from actors.shell import mark_launcher
 from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
@@ -133,7 +133,8 @@ def reap_children(timeout: float = 10.0) -> int:
 
 
 def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
-    """Start the actor system and the supervisor; returns (system, supervisor address, admin port)."""
+    """Start the actor system and the supervisor; returns (system, supervisor address, admin port,
+    supervisor pid)."""
     from thespian.actors import ActorSystem
 
     state = prepare_state_dir(config.state_path)
@@ -146,14 +147,57 @@ def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
     capabilities = {"Admin Port": port} if base.startswith("multiproc") else {}
     system = ActorSystem(base, capabilities, logDefs=thespian_log_defs(state),
                          transientUnique=not base.startswith("multiproc"))
-    supervisor = system.createActor("supervisor.Supervisor", globalName=f"gridbot:{config.bot.id}")
-    (state / "admin.json").write_text(json.dumps({"bot_id": config.bot.id, "admin_port": port,
-                                                   "pid": os.getpid()}))
+    try:
+        supervisor, pid = start_supervisor(system, config, port)
+    except RuntimeError:
+        system.shutdown()
+        raise
+    return system, supervisor, port, pid
+
+
+_incarnations = iter(range(10**9))
+
+
+def start_supervisor(system, config: schema.BotConfig, port: int):
+    """Create the supervisor (again, after it died) and start it; returns (address, pid). Each one gets
+    a global name of its own (Thespian keeps a dead actor's name) and admin.json says which."""
+    n = next(_incarnations)
+    name = f"gridbot:{config.bot.id}" + (f":{n}" if n else "")
+    supervisor = system.createActor("supervisor.Supervisor", globalName=name)
     reply = system.ask(supervisor, Start(config), 30)
     if not isinstance(reply, StatusReport):
-        system.shutdown()
         raise RuntimeError(f"the supervisor did not start (got {reply!r})")
-    return system, supervisor, port
+    (config.state_path / "admin.json").write_text(json.dumps({"bot_id": config.bot.id, "admin_port": port,
+                                                              "pid": os.getpid(), "global_name": name}))
+    return supervisor, reply.data.get("pid")
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, TypeError):
+        return False
+    except PermissionError:
+        return True
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+_SILENT_POLLS = 3
+
+
+def watch_supervisor(system, supervisor, pid, config, port: int, silent: int):
+    """The top-level actor has no parent to restart it: the launcher does. A dead supervisor (its
+    actors die with it) or one silent for several polls is replaced by a new one, which rebuilds
+    everything from the exchange and the journal. Returns (supervisor, pid, silent polls)."""
+    if pid is not None and _alive(pid) and silent < _SILENT_POLLS:
+        return supervisor, pid, silent
+    if pid is not None and _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    print(f"\nthe supervisor (pid {pid}) is {'gone' if silent < _SILENT_POLLS else 'not answering'}: "
+          "starting a new one", flush=True)
+    supervisor, pid = start_supervisor(system, config, port)
+    return supervisor, pid, 0
 
 
 def plain(value):
@@ -179,17 +223,20 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    system, supervisor, port = start_system(config)
+    system, supervisor, port, sup_pid = start_system(config)
     tty = sys.stdout.isatty()
     print(f"gridbot {config.bot.id}: {config.bot.exchange} exchange, state in {config.state_path}, "
           f"admin port {port}", flush=True)
     started = time.monotonic()
     summary: dict = {}
+    silent = 0
     try:
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
                 break
-            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
+            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 2)
+            silent = 0 if isinstance(reply, StatusReport) else silent + 1
+            supervisor, sup_pid, silent = watch_supervisor(system, supervisor, sup_pid, config, port, silent)
             if isinstance(reply, StatusReport):
                 if reply.data.get("shutdown_requested"):
                     print(f"\nshutdown requested by admin: {reply.data['shutdown_requested']}", flush=True)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(180)
 @pytest.fixture(params=["simpleSystemBase", "multiprocTCPBase"])
 def bot(request, tmp_path):
     config = paper_config(tmp_path / "state")
-    system, supervisor, _ = launcher.start_system(config, base=request.param)
+    system, supervisor, _, _ = launcher.start_system(config, base=request.param)
     try:
         yield system, supervisor, config
     finally:
@@ -57,7 +57,7 @@ def _order_times(journal):
 @pytest.mark.parametrize("victim", ["grid", "orderbook", "gateway"])
 def test_killed_actor_is_restarted_and_trading_resumes(tmp_path, victim):
     config = paper_config(tmp_path / "state")
-    system, supervisor, _ = launcher.start_system(config)
+    system, supervisor, _, _ = launcher.start_system(config)
     try:
         before = wait_for(system, supervisor, lambda s: s["mode"] == "trading" and (s["open_orders"] or 0) > 0,
                           what="trading")
