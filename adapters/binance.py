@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import os
 import re
 import threading
@@ -95,6 +96,24 @@ _W_ORDER, _W_CANCEL, _W_STATUS, _W_TRADES = 1, 1, 4, 20
 _W_ACCOUNT, _W_OPEN_ORDERS, _W_BOOK, _W_INFO, _W_TIME = 20, 6, 2, 20, 1
 _INTERVAL_S = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86_400}
 _LETTER = {"SECOND": "S", "MINUTE": "M", "HOUR": "H", "DAY": "D"}
+
+
+class _LibraryLog(logging.Handler):
+    """python-binance logs every dropped socket and reconnect at ERROR through the standard logging
+    module (unconfigured, that lands on stderr). Those are events this adapter handles: they go to our
+    log at DEBUG instead."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger.debug("python-binance {}: {}", record.levelname.lower(), record.getMessage())
+        except Exception:   # noqa: BLE001 - logging must never raise into the library
+            pass
+
+
+_library_log = logging.getLogger("binance")
+if not any(isinstance(h, _LibraryLog) for h in _library_log.handlers):
+    _library_log.addHandler(_LibraryLog())
+    _library_log.propagate = False
 
 
 @dataclass(frozen=True, slots=True)
