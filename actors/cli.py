@@ -42,6 +42,12 @@ def main(argv=None) -> int:
     inject.add_argument("--state-dir", required=True)
     inject.add_argument("--json", action="store_true")
     inject.add_argument("--timeout", type=float, default=10.0)
+    chaos = sub.add_parser("chaos", help="run the bot against the local exchange under random faults")
+    chaos.add_argument("--exchange", default="hyperliquid", choices=("hyperliquid", "binance"))
+    chaos.add_argument("--faults", type=int, default=20, help="how many faults to inject")
+    chaos.add_argument("--seed", type=int, default=1)
+    chaos.add_argument("--data", help="candle CSV for the exchange's price path")
+    chaos.add_argument("--out", help="write the JSON report here too")
     sim = sub.add_parser("exchange-sim", add_help=False,
                          help="run a local exchange that speaks a real venue's protocol (see --help)")
     sim.add_argument("venue_args", nargs=argparse.REMAINDER)
@@ -52,6 +58,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("status", "halt", "resume", "flatten", "shutdown", "inject"):
         return admin_main(args)
+    if args.command == "chaos":
+        from sim.chaos import chaos_main
+        return chaos_main(args.exchange, args.faults, args.seed, args.data, args.out)
     try:
         config = launcher.load_config(args)
     except ConfigError as exc:

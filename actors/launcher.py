@@ -234,7 +234,7 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
                 break
-            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 2)
+            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
             silent = 0 if isinstance(reply, StatusReport) else silent + 1
             supervisor, sup_pid, silent = watch_supervisor(system, supervisor, sup_pid, config, port, silent)
             if isinstance(reply, StatusReport):

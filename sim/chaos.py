@@ -1,0 +1,306 @@
+"""`gridbot chaos`: the bot against the local exchange, with random faults of every kind, then a halt and
+the invariants checked against the exchange's own records.
+
+Everything runs as real processes, as a user would run them: the simulator (`gridbot exchange-sim`),
+the bot (`gridbot run`) and every fault through the same doors a real failure uses (the simulator's
+fault switches, signals to the bot's processes, the admin port). The report says what was injected and
+whether anything was lost, counted twice, left behind or doubled on a level.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENUE_FAULTS = ("ws_drop", "ws_silence", "http_429", "exchange_5xx", "delay", "dup_fills", "reorder_fills",
+                "exchange_restart")
+BOT_FAULTS = ("actor_exit", "actor_raise", "actor_sigkill", "supervisor_sigkill", "bot_sigkill")
+KINDS = VENUE_FAULTS + BOT_FAULTS
+ROLES = ("gateway", "guarantor", "orderbook", "position", "grid", "risk", "balance")
+
+
+class ChaosError(Exception):
+    """The run could not be carried out (not an invariant violation: those go in the report)."""
+
+
+class Chaos:
+    def __init__(self, workdir: Path, data: str | None, seed: int):
+        self.dir, self.data, self.rng = workdir, data, random.Random(seed)
+        self.key = "0x" + secrets.token_hex(32)
+        from eth_account import Account
+        self.address = Account.from_key(self.key).address.lower()
+        self.env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_HL_PRIVATE_KEY": self.key}
+        self.state = workdir / "state"
+        self.config = workdir / "bot.toml"
+        self.sim = self.bot = None
+        self.url = ""
+        self.doubled_levels = 0
+        self.bot_starts = 0
+
+    # -- processes -------------------------------------------------------------------------------
+    def start_sim(self) -> None:
+        ready = self.dir / "sim.ready.json"
+        args = [sys.executable, "-m", "sim.hyperliquid", "--port", "0", "--ready-file", str(ready), "--speed", "600",
+                "--fund", f"{self.address}:10000", "--state", str(self.dir / "sim.json"), "--seed", "7"]
+        if self.data:
+            args += ["--data", self.data]
+        self.sim = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
+                                    stderr=open(self.dir / "sim.err", "w"))
+        self._wait(lambda: ready.exists() and json.loads(ready.read_text()).get("url"), 30, "the simulator")
+        self.url = json.loads(ready.read_text())["url"]
+
+    def write_config(self) -> None:
+        self.config.write_text(f"""[bot]
+id = "chaos"
+exchange = "hyperliquid"
+state_dir = "{self.state}"
+
+[market]
+symbol = "BTC"
+
+[grid]
+levels_per_side = 5
+spacing_pct = 0.1
+order_size = 0.001
+
+[risk]
+max_position = 0.01
+max_open_orders = 30
+
+[timing]
+audit_interval_s = 5.0
+heartbeat_timeout_s = 5.0
+restart_limit = 30
+
+[hyperliquid]
+base_url = "{self.url}"
+stream_stale_s = 2.0
+reconnect_max_s = 1.0
+dead_man_s = 60.0
+""")
+
+    def start_bot(self) -> None:
+        self.bot_starts += 1
+        out = open(self.dir / f"bot-{self.bot_starts}.out", "w")
+        self.bot = subprocess.Popen([sys.executable, str(REPO / "supervisor.py"), "run", "--config", str(self.config)],
+                                    cwd=self.dir, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        self._wait(self.trading, 90, "the bot trading")
+
+    def admin(self, *args, tolerate: bool = True) -> dict | None:
+        proc = subprocess.run([sys.executable, str(REPO / "supervisor.py"), *args, "--state-dir", str(self.state),
+                               "--json"], capture_output=True, text=True, timeout=60, env=self.env)
+        if proc.returncode != 0:
+            if tolerate:
+                return None
+            raise ChaosError(f"gridbot {args[0]}: {proc.stderr.strip()[-300:]}")
+        return json.loads(proc.stdout)
+
+    def trading(self) -> dict | None:
+        s = self.admin("status")
+        return s if s and s["mode"] == "trading" and (s["open_orders"] or 0) > 0 else None
+
+    # -- the exchange's records -----------------------------------------------------------------
+    def control(self, op: str, **kw) -> dict:
+        req = urllib.request.Request(f"{self.url}/control", json.dumps({"op": op, **kw}).encode(),
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def info(self, body: dict):
+        req = urllib.request.Request(f"{self.url}/info", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def exchange_fills(self) -> list[str]:
+        seen, start = [], 0
+        while True:
+            page = self.info({"type": "userFillsByTime", "user": self.address, "startTime": start})
+            fresh = [f for f in page if str(f["tid"]) not in set(seen)]
+            if not fresh:
+                return seen
+            seen += [str(f["tid"]) for f in fresh]
+            start = max(f["time"] for f in page)
+
+    def open_orders(self) -> list[dict]:
+        return self.info({"type": "frontendOpenOrders", "user": self.address})
+
+    def exchange_position(self) -> Decimal:
+        return Decimal(self.control("state")["users"].get(self.address, {}).get("positions", {}).get("BTC", "0"))
+
+    def journal_fills(self) -> list[str]:
+        db = sqlite3.connect(f"file:{self.state / 'journal.db'}?mode=ro", uri=True)
+        try:
+            return [r[0] for r in db.execute("SELECT trade_id FROM fills")]
+        finally:
+            db.close()
+
+    def sample_levels(self) -> None:
+        """Never two of our orders at one price: sampled between faults."""
+        try:
+            prices = Counter(o["limitPx"] for o in self.open_orders())
+        except OSError:
+            return
+        self.doubled_levels += sum(1 for n in prices.values() if n > 1)
+
+    # -- faults ----------------------------------------------------------------------------------
+    def inject(self, kind: str) -> None:
+        if kind == "ws_drop":
+            self.control("drop_ws")
+        elif kind == "ws_silence":
+            self.control("faults", spec="ws_silence=3")
+        elif kind == "http_429":
+            self.control("faults", spec="http_429=3")
+        elif kind == "exchange_5xx":
+            self.control("faults", spec="exchange_5xx=2")
+        elif kind == "delay":
+            self.control("faults", spec="delay_ms=300")
+        elif kind in ("dup_fills", "reorder_fills"):
+            self.control("faults", spec=f"{kind}=1")
+        elif kind == "exchange_restart":
+            self.control("restart")
+        elif kind in ("actor_exit", "actor_raise"):
+            self.admin("inject", self.rng.choice(ROLES), kind.split("_")[1])
+        elif kind == "actor_sigkill":
+            status = self.admin("status") or {}
+            pid = (status.get("actors") or {}).get(self.rng.choice(ROLES), {}).get("pid")
+            if pid:
+                _kill(pid)
+        elif kind == "supervisor_sigkill":
+            pid = (self.admin("status") or {}).get("supervisor_pid")
+            if pid:
+                _kill(pid)
+        elif kind == "bot_sigkill":
+            os.killpg(self.bot.pid, signal.SIGKILL)       # kill -9 of `gridbot run`: the rest follows it
+            self.bot.wait(10)
+            self._wait(lambda: not _processes_with(str(self.config)), 15, "every old bot process gone")
+            self.start_bot()
+
+    def run(self, faults: int) -> dict:
+        started = time.monotonic()
+        self.start_sim()
+        self.write_config()
+        self.start_bot()
+        injected: Counter = Counter()
+        plan: list[str] = []
+        while len(plan) < faults:           # every kind once before any kind twice
+            batch = list(KINDS)
+            self.rng.shuffle(batch)
+            plan += batch
+        plan = plan[:faults]
+        for kind in plan:
+            self.inject(kind)
+            injected[kind] += 1
+            end = time.monotonic() + self.rng.uniform(2.0, 4.0)
+            while time.monotonic() < end:
+                self.sample_levels()
+                time.sleep(0.5)     # pacing the sampling of another process's book, not synchronization
+            self.control("faults", spec="clear")
+        self._wait(self.trading, 90, "the bot trading after the last fault")
+        self.admin("halt", "--reason", "chaos over", tolerate=False)
+        self._wait(lambda: not self.open_orders(), 60, "every order cancelled after the halt")
+        status = self._wait(lambda: (lambda s: s if s and s["mode"] == "halted" else None)(self.admin("status")),
+                            30, "the halted status")
+        exchange, journal = self.exchange_fills(), self.journal_fills()
+        self._wait(lambda: sorted(self.journal_fills()) == sorted(self.exchange_fills()) or None, 30,
+                   "the journal to catch up with the exchange")
+        exchange, journal = self.exchange_fills(), self.journal_fills()
+        status = self.admin("status") or status
+        position = Decimal(str(status.get("position") or 0))
+        report = {
+            "exchange": "hyperliquid", "faults_injected": sum(injected.values()),
+            "faults_by_kind": dict(sorted(injected.items())),
+            "fills_exchange": len(exchange), "fills_journal": len(journal),
+            "lost_fills": len(set(exchange) - set(journal)),
+            "duplicate_fills": len(journal) - len(set(journal)),
+            "unknown_fills": len(set(journal) - set(exchange)),
+            "position": str(position), "exchange_position": str(self.exchange_position()),
+            "position_matches": position == self.exchange_position(),
+            "open_orders_after_halt": len(self.open_orders()),
+            "doubled_levels_seen": self.doubled_levels, "restarts": status.get("restarts"),
+            "bot_starts": self.bot_starts, "wall_seconds": round(time.monotonic() - started, 1),
+        }
+        report["ok"] = (report["lost_fills"] == report["duplicate_fills"] == report["unknown_fills"] == 0 and
+                        report["position_matches"] and report["open_orders_after_halt"] == 0 and
+                        report["doubled_levels_seen"] == 0)
+        return report
+
+    def close(self) -> None:
+        if self.bot is not None and self.bot.poll() is None:
+            self.admin("shutdown", "--reason", "chaos over")
+            try:
+                self.bot.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.bot.pid, signal.SIGKILL)
+        if self.sim is not None and self.sim.poll() is None:
+            self.sim.terminate()
+            self.sim.wait(10)
+
+    @staticmethod
+    def _wait(predicate, seconds: float, what: str):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.3)         # polling other processes' state, which offers nothing to block on
+        raise ChaosError(f"timed out waiting for {what}")
+
+
+def _processes_with(text: str) -> list[int]:
+    """Live processes whose command line holds `text` (every process of a bot carries its config path)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            if text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def chaos_main(exchange: str, faults: int, seed: int, data: str | None, out: str | None) -> int:
+    if exchange != "hyperliquid":
+        print(f"gridbot chaos: --exchange {exchange} is not available yet (hyperliquid only)", file=sys.stderr)
+        return 2
+    if data and not Path(data).is_file():
+        print(f"gridbot chaos: --data: no such file: {data}", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="gridbot-chaos-"))
+    chaos = Chaos(workdir, str(Path(data).resolve()) if data else None, seed)
+    try:
+        report = chaos.run(faults)
+    except ChaosError as exc:
+        print(f"gridbot chaos: {exc} (logs in {workdir})", file=sys.stderr)
+        return 1
+    finally:
+        chaos.close()
+    report["workdir"] = str(workdir)
+    text = json.dumps(report, indent=2)
+    if out:
+        Path(out).write_text(text)
+    print(text)
+    return 0 if report["ok"] else 1
