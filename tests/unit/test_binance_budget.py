@@ -74,6 +74,7 @@ def test_budget_follows_the_venues_counts_and_refuses_until_the_window_rolls():
     clock.now += 60                                   # the next minute: the count starts again
     budget.spend(50, 1)
     budget.spend(1, 1)
+    budget.spend(1, 1)
     with pytest.raises(RateLimited) as info:
         budget.spend(1, 1)                            # a fourth order within the 10-second window
     assert 0 < info.value.retry_after <= 10
