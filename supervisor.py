@@ -17,6 +17,7 @@ from datetime import timedelta
 from loguru import logger
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from actors import hardening  # noqa: F401 - patches Thespian before any actor process forks
 from actors.lifeline import Lifeline
 from actors.roster import ACTOR_CLASSES, REBUILT, ROLES, Roster, StatusFanIn
 from actors.shell import configure_logging, die_with_parent, in_own_process

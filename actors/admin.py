@@ -64,6 +64,12 @@ def send(state_dir: Path, msg, timeout: float = 10.0, what: str = "the request")
     if not port_answers(port):
         raise AdminError(f"bot {bot_id} is not running (nothing answers on its admin port {port})")
     from thespian.actors import ActorSystem
+
+    from actors import hardening
+    try:
+        hardening.hardened(state_dir)       # the bot's key: without it the bot would refuse us
+    except hardening.HardeningError as exc:
+        raise AdminError(f"cannot authenticate to bot {bot_id}: {exc}") from None
     os.environ.setdefault("THESPIAN_BASE_IPADDR", "127.0.0.1")
     os.environ.setdefault("THESPLOG_FILE", str(Path(state_dir) / "thespian-admin.log"))
     system = ActorSystem("multiprocTCPBase", {"Admin Port": port}, logDefs=_quiet_logs())

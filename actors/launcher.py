@@ -13,6 +13,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from actors import hardening
 from actors.lifeline import proc_stat, process_tree
 from actors.shell import mark_launcher
 from config import schema
@@ -140,6 +141,7 @@ def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
     state = prepare_state_dir(config.state_path)
     os.environ["THESPLOG_FILE"] = str(state / "thespian.log")
     os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
+    hardening.install(state)        # loopback, HMAC-authenticated frames, allow-listed unpickling (I8)
     mark_launcher()
     if base.startswith("multiproc"):
         become_subreaper()
@@ -164,7 +166,7 @@ def start_supervisor(system, config: schema.BotConfig, port: int):
     n = next(_incarnations)
     name = f"gridbot:{config.bot.id}" + (f":{n}" if n else "")
     supervisor = system.createActor("supervisor.Supervisor", globalName=name)
-    reply = system.ask(supervisor, Start(config), 30)
+    reply = ask_for(system, supervisor, Start(config), 30, lambda r: isinstance(r, StatusReport) and r.request_id == 0)
     if not isinstance(reply, StatusReport):
         raise RuntimeError(f"the supervisor did not start (got {reply!r})")
     (config.state_path / "admin.json").write_text(json.dumps({"bot_id": config.bot.id, "admin_port": port,
@@ -184,6 +186,19 @@ def _alive(pid) -> bool:
 
 
 _SILENT_POLLS = 3
+
+
+def ask_for(system, address, msg, timeout: float, accept):
+    """`ask`, but only the expected answer counts: Thespian hands an ask whatever arrives next, and a
+    late answer to an earlier ask (a status poll that timed out) must not pass for this one."""
+    end = time.monotonic() + timeout
+    reply = system.ask(address, msg, timeout)
+    while reply is not None and not accept(reply):
+        left = end - time.monotonic()
+        if left <= 0:
+            return None
+        reply = system.listen(left)
+    return reply
 
 
 def watch_supervisor(system, supervisor, pid, config, port: int, silent: int):
@@ -234,7 +249,9 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
                 break
-            reply = system.ask(supervisor, StatusRequest(int(time.monotonic() * 1000)), 5)
+            rid = int(time.monotonic() * 1000)
+            reply = ask_for(system, supervisor, StatusRequest(rid), 5,
+                            lambda r, rid=rid: isinstance(r, StatusReport) and r.request_id == rid)
             silent = 0 if isinstance(reply, StatusReport) else silent + 1
             supervisor, sup_pid, silent = watch_supervisor(system, supervisor, sup_pid, config, port, silent)
             if isinstance(reply, StatusReport):
@@ -246,8 +263,8 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
             stop.wait(1.0 if duration is None else min(1.0, max(0.0, duration - (time.monotonic() - started))))
         if tty:
             print()
-        reply = system.ask(supervisor, Shutdown(config.bot.cancel_on_shutdown, "stopped by user"),
-                           config.timing.shutdown_timeout_s + 10)
+        reply = ask_for(system, supervisor, Shutdown(config.bot.cancel_on_shutdown, "stopped by user"),
+                        config.timing.shutdown_timeout_s + 10, lambda r: isinstance(r, ShutdownComplete))
         if isinstance(reply, ShutdownComplete):
             summary = plain(reply.summary)
     finally:
