@@ -41,18 +41,27 @@ class Ledger:
         self.corrections = 0
         self.last_drift = ZERO
         self.recent_snapshot_ids: deque[int] = deque(maxlen=16)
+        self.base_asset = ""            # spot: a fee paid in the base asset comes out of the holding
         self.exchange_open_orders: int | None = None
         self._suspect: Decimal | None = None
         self._pnl_seen: set[str] = set()
         self._recent: deque[tuple[int, Decimal]] = deque(maxlen=_RECENT)
+
+    def held_change(self, fill: FillReport) -> Decimal:
+        """What a fill does to the position: on spot a fee taken in the base asset is not held."""
+        fee = fill.fee if fill.fee_asset == self.base_asset else ZERO
+        return fill.signed_size - fee
+
+    def fee_in_quote(self, fill: FillReport) -> Decimal:
+        return fill.fee * fill.price if fill.fee_asset == self.base_asset else fill.fee
 
     # -- PnL by average cost over every journaled fill, each once --------------------------------
     def _book(self, fill: FillReport) -> None:
         if fill.trade_id in self._pnl_seen:
             return
         self._pnl_seen.add(fill.trade_id)
-        self.fees += fill.fee
-        qty = fill.signed_size
+        self.fees += self.fee_in_quote(fill)
+        qty = self.held_change(fill)
         pos = self.book_position
         if pos == 0 or (pos > 0) == (qty > 0):
             total = pos + qty
@@ -76,6 +85,7 @@ class Ledger:
     # -- messages --------------------------------------------------------------------------------
     def on_rebuild(self, msg: Rebuild) -> list:
         state = msg.state
+        self.base_asset = state.rules.base_asset
         self.position = state.position.size
         self.exchange_position = state.position.size
         self.snapshot_time_ms = state.time_ms
@@ -98,8 +108,9 @@ class Ledger:
         for f in msg.fills:
             self._book(f)
             if f.time_ms > self.snapshot_time_ms:
-                self.position += f.signed_size
-                self._recent.append((f.time_ms, f.signed_size))
+                change = self.held_change(f)
+                self.position += change
+                self._recent.append((f.time_ms, change))
         self.version = msg.version * 1000
         return self._changed()
 

@@ -145,8 +145,10 @@ class RiskBook:
 
     def _bounds(self) -> list[tuple[str, Decimal, Side]]:
         lim = self.limits
-        return [(bound, price, side) for bound, price, side in (
-            ("lower", lim.stop_loss_price, Side.SELL), ("upper", lim.take_profit_price, Side.BUY)) if price > 0]
+        bounds = [("lower", lim.stop_loss_price, Side.SELL)]
+        if self.kind != "spot":     # spot holds no short to protect above: the software exit covers it
+            bounds.append(("upper", lim.take_profit_price, Side.BUY))
+        return [(bound, price, side) for bound, price, side in bounds if price > 0]
 
     def _protect(self) -> list:
         """Keep one exchange-native reduce-only stop resting at each configured exit price. Ids are

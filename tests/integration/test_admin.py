@@ -48,6 +48,13 @@ def test_admin_commands_from_another_process(tmp_path):
             assert key in first
         assert set(first["actors"]) == {"gateway", "guarantor", "orderbook", "position", "grid", "risk", "balance"}
         assert all({"pid", "restarts", "last_heartbeat"} <= set(a) for a in first["actors"].values())
+        assert oct((state / "hmac.key").stat().st_mode & 0o777) == "0o600"
+        thief = tmp_path / "thief"                       # knows the port, not the key
+        thief.mkdir()
+        (thief / "admin.json").write_text((state / "admin.json").read_text())
+        refused = gridbot("halt", "--state-dir", str(thief))
+        assert refused.returncode == 1 and "cannot authenticate" in refused.stderr
+        assert status(state)["mode"] == "trading"
 
         halt = gridbot("halt", "--state-dir", str(state), "--reason", "test halt")
         assert halt.returncode == 0 and "halted" in halt.stdout, halt.stderr

@@ -213,3 +213,16 @@ def test_s1_fills_after_the_snapshot_time_are_excluded_when_comparing():
     assert (ledger.position, ledger.corrections, ledger.last_drift) == (D("1"), 0, D("0"))
     assert ledger.exchange_position == D("0")
     assert ledger.last_snapshot_id == 3
+
+
+def test_spot_fee_in_the_base_asset_is_not_held_and_fees_add_up_in_quote():
+    spot = MarketRules("BTCUSDT", "BTC", "USDT", lot_size=D("0.00001"), tick_size=D("0.01"))
+    ledger = Ledger()
+    ledger.on_rebuild(Rebuild(VenueState(spot, PositionReport("BTCUSDT", D("0")), (), (), (), None, 1_000), 0))
+    buy = FillReport("1", "BTCUSDT", Side.BUY, D("40000"), D("0.001"), D("0.000001"), "BTC", 2_000)
+    sell = FillReport("2", "BTCUSDT", Side.SELL, D("40100"), D("0.000999"), D("0.04"), "USDT", 3_000)
+    ledger.on_fills(FillsRecorded(1, (buy,)))
+    assert ledger.position == D("0.000999")                      # what the exchange's balance shows
+    ledger.on_fills(FillsRecorded(2, (sell,)))
+    assert ledger.position == 0
+    assert ledger.fees == D("0.04") + D("0.000001") * D("40000")  # 0.08 USDT, not 0.040001

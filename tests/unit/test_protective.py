@@ -75,3 +75,11 @@ def test_paper_stop_fires_when_reached_closes_only_the_position_and_persists(tmp
     assert state.position.size == 0 and not state.open_orders        # fired: closed 0.01 of its 0.05
     [report] = ex.order_status(["sl"])
     assert report.filled == D("0.01") and report.size == D("0.01")
+
+
+def test_b13_spot_keeps_only_the_sell_stop():
+    r = RiskBook(D("0.05"), 60, LIMITS, "bot", "BTC", "spot")
+    r.on_rebuild(Rebuild(VenueState(RULES, PositionReport("BTC"), (BalanceReport("USDC", D("10000")),), (), (),
+                                    D("40000"), 1), 1))
+    [stop] = approved(r.on_mode(ModeChanged(Mode.TRADING)))
+    assert (stop.side, stop.trigger_price) == (SELL, D("30000.0"))
