@@ -427,6 +427,9 @@ SERIALIZER = _Serializer()
 _warn_state = {"last": 0.0, "suppressed": 0}
 
 
+REFUSAL_HOOKS: list = []      # f(text): e.g. the launcher journals refused frames (called rate-limited)
+
+
 def _warn_refused(reason: str) -> None:
     """One warning line per refused frame, at most one a second per process (the rest are counted)."""
     now = time.monotonic()
@@ -440,6 +443,11 @@ def _warn_refused(reason: str) -> None:
         logger.warning("thespian hardening: dropped an incoming frame in pid {}: {}{}", os.getpid(), reason, more)
     except Exception:
         pass
+    for hook in REFUSAL_HOOKS:
+        try:
+            hook(f"refused a frame in pid {os.getpid()}: {reason}{more}")
+        except Exception:
+            pass
 
 
 class HardenedReceiveBuffer(_stream.ReceiveBuffer):

@@ -85,6 +85,16 @@ def prepare_state_dir(path: Path) -> Path:
     return path
 
 
+def _journal_event(state: Path, kind: str, detail: str) -> None:
+    """From whichever bot process refused a frame: every refusal is journaled, not only logged."""
+    from adapters.journal import Journal
+    journal = Journal(state / "journal.db")
+    try:
+        journal.log_event(kind, detail)
+    finally:
+        journal.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,6 +152,7 @@ def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
     os.environ["THESPLOG_FILE"] = str(state / "thespian.log")
     os.environ["THESPIAN_BASE_IPADDR"] = "127.0.0.1"
     hardening.install(state)        # loopback, HMAC-authenticated frames, allow-listed unpickling (I8)
+    hardening.REFUSAL_HOOKS[:] = [lambda text: _journal_event(state, "security", text)]
     mark_launcher()
     if base.startswith("multiproc"):
         become_subreaper()

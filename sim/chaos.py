@@ -232,9 +232,13 @@ dead_man_s = 60.0
             "doubled_levels_seen": self.doubled_levels, "restarts": status.get("restarts"),
             "bot_starts": self.bot_starts, "wall_seconds": round(time.monotonic() - started, 1),
         }
-        report["ok"] = (report["lost_fills"] == report["duplicate_fills"] == report["unknown_fills"] == 0 and
-                        report["position_matches"] and report["open_orders_after_halt"] == 0 and
-                        report["doubled_levels_seen"] == 0)
+        report["position_mismatches"] = 0 if report["position_matches"] else 1
+        report["orphan_orders"] = report["open_orders_after_halt"]
+        report["duplicate_level_orders"] = report["doubled_levels_seen"]
+        report["violations"] = (report["lost_fills"] + report["duplicate_fills"] + report["unknown_fills"] +
+                                report["position_mismatches"] + report["orphan_orders"] +
+                                report["duplicate_level_orders"])
+        report["ok"] = report["violations"] == 0
         return report
 
     def close(self) -> None:

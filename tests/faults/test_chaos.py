@@ -27,8 +27,8 @@ def test_chaos_one_fault_of_every_kind_keeps_every_invariant(tmp_path):
     assert report["fills_exchange"] > 0
     assert report["lost_fills"] == report["duplicate_fills"] == report["unknown_fills"] == 0
     assert report["position_matches"] and report["open_orders_after_halt"] == 0
-    assert report["doubled_levels_seen"] == 0
-    assert report["ok"] and proc.returncode == 0
+    assert report["doubled_levels_seen"] == report["duplicate_level_orders"] == report["orphan_orders"] == 0
+    assert report["violations"] == 0 and report["ok"] and proc.returncode == 0
 
 
 def test_chaos_rejects_what_it_cannot_run(tmp_path):
