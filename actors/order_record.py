@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from loguru import logger
+
 from actors.outbox import After
 from messages.commands import OrderSpec
 from messages.events import OrderUpdate
@@ -16,6 +18,28 @@ from messages.types import ZERO, OrderState
 LIVE = (OrderState.INTENT, OrderState.SUBMITTED, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
         OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
 UNANSWERED = (OrderState.SUBMITTED, OrderState.CANCEL_PENDING, OrderState.UNKNOWN)
+
+_S = OrderState
+# The order state machine (S-3): every move the order book makes is one of these. A terminal state
+# never changes again (a late fill on it is applied to the position, not to the state).
+TRANSITIONS: dict[OrderState, frozenset] = {
+    _S.INTENT: frozenset({_S.SUBMITTED, _S.CANCELLED, _S.REJECTED}),
+    _S.SUBMITTED: frozenset({_S.OPEN, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.UNKNOWN,
+                             _S.CANCEL_PENDING, _S.CANCELLED}),
+    _S.UNKNOWN: frozenset({_S.OPEN, _S.PARTIALLY_FILLED, _S.FILLED, _S.REJECTED, _S.CANCEL_PENDING,
+                           _S.CANCELLED}),
+    _S.OPEN: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED, _S.UNKNOWN,
+                        _S.REJECTED}),
+    _S.PARTIALLY_FILLED: frozenset({_S.PARTIALLY_FILLED, _S.FILLED, _S.CANCEL_PENDING, _S.CANCELLED,
+                                    _S.UNKNOWN}),
+    _S.CANCEL_PENDING: frozenset({_S.CANCELLED, _S.FILLED, _S.OPEN, _S.PARTIALLY_FILLED, _S.UNKNOWN}),
+    _S.FILLED: frozenset(), _S.CANCELLED: frozenset(), _S.REJECTED: frozenset(),
+}
+
+
+def allowed(old: OrderState, new: OrderState) -> bool:
+    """The pure transition function's guard: staying put is always allowed."""
+    return old is new or new in TRANSITIONS[old]
 
 
 @dataclass(slots=True)
@@ -26,6 +50,18 @@ class OrderRecord:
     filled: Decimal = ZERO
     created: float = field(default_factory=time.time)
     reason: str = ""                  # why it was rejected, for whoever retries it
+    illegal: int = 0                  # moves the state machine refused (a bug if ever non-zero)
+
+    def move(self, new: OrderState, reason: str = "") -> bool:
+        """Change state only along TRANSITIONS; a refused move is logged and counted, never applied."""
+        if not allowed(self.state, new):
+            self.illegal += 1
+            logger.error("order {}: refused state move {} -> {}", self.spec.client_id, self.state.value, new.value)
+            return False
+        self.state = new
+        if reason:
+            self.reason = reason
+        return True
 
     def update(self) -> OrderUpdate:
         s = self.spec

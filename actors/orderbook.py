@@ -118,13 +118,13 @@ class OrderBook:
             rec = OrderRecord(spec)
             self.orders[spec.client_id] = rec
             if not self.accepting and spec.origin is Origin.GRID:
-                rec.state, rec.reason = OrderState.REJECTED, "the order book is not accepting grid orders"
+                rec.move(OrderState.REJECTED, "the order book is not accepting grid orders")
                 refused.append(rec)
                 continue
             reason = self.rules.check(spec.price, spec.size, live) if self.rules else None
             if reason is not None:
                 # The exchange would refuse it (B-2.4): refused here, with the reason, never sent.
-                rec.state, rec.reason = OrderState.REJECTED, f"market rule: {reason.value}"
+                rec.move(OrderState.REJECTED, f"market rule: {reason.value}")
                 self.rule_refusals[reason.value] = self.rule_refusals.get(reason.value, 0) + 1
                 logger.warning("order {} refused before sending: {} ({} {} @ {})", spec.client_id, reason.value,
                                spec.side.value, spec.size, spec.price)
@@ -148,7 +148,7 @@ class OrderBook:
             chunk, self.pending = self.pending[:self.batch_max], self.pending[self.batch_max:]
             records = [self.orders[c] for c in chunk if self.orders[c].state is OrderState.INTENT]
             for r in records:
-                r.state = OrderState.SUBMITTED
+                r.move(OrderState.SUBMITTED)
             self._save(records)
             if records:
                 batch = self._next_batch()
@@ -167,16 +167,16 @@ class OrderBook:
                 rec.exchange_id = result.exchange_order_id
                 self.by_exchange_id[result.exchange_order_id] = rec.spec.client_id
                 if rec.state in (OrderState.SUBMITTED, OrderState.UNKNOWN, OrderState.INTENT):
-                    rec.state = OrderState.OPEN
+                    rec.move(OrderState.OPEN)
                 self.counters["placed"] += 1
             elif isinstance(result, OrderRejected):
                 if rec.state in (OrderState.SUBMITTED, OrderState.INTENT):
-                    rec.state, rec.reason = OrderState.REJECTED, result.message or result.reason.value
+                    rec.move(OrderState.REJECTED, result.message or result.reason.value)
                 self.counters["rejected"] += 1
             elif isinstance(result, OrderUnknown):
                 if rec.state not in (OrderState.SUBMITTED, OrderState.INTENT):
                     continue                       # a fill or cancel already told us more
-                rec.state = OrderState.UNKNOWN
+                rec.move(OrderState.UNKNOWN)
                 unknown.append(rec.spec.client_id)
                 self.counters["unknown"] += 1
             changed.append(rec)
@@ -203,10 +203,10 @@ class OrderBook:
             remaining = rec.spec.size - rec.filled
             complete = self.rules.is_complete(remaining) if self.rules else remaining <= 0
             if complete and rec.state is not OrderState.FILLED:
-                rec.state = OrderState.FILLED
+                rec.move(OrderState.FILLED)
                 self.counters["filled"] += 1
             elif not complete and rec.state is not OrderState.CANCEL_PENDING and not rec.state.terminal:
-                rec.state = OrderState.PARTIALLY_FILLED
+                rec.move(OrderState.PARTIALLY_FILLED)
             self.to_query.discard(rec.spec.client_id)
             changed.append(rec)
         return self._changed(changed)
@@ -221,11 +221,11 @@ class OrderBook:
         changed, wire = [], []
         for rec in targets:
             if rec.state is OrderState.INTENT:
-                rec.state = OrderState.CANCELLED
+                rec.move(OrderState.CANCELLED)
                 self.pending = [c for c in self.pending if c != rec.spec.client_id]
                 changed.append(rec)
             elif rec.state in LIVE:
-                rec.state = OrderState.CANCEL_PENDING
+                rec.move(OrderState.CANCEL_PENDING)
                 wire.append((rec.spec.client_id, rec.exchange_id))
                 changed.append(rec)
         out = self._changed(changed)
@@ -246,7 +246,7 @@ class OrderBook:
             if rec is None or rec.state.terminal:
                 continue
             if isinstance(result, OrderCancelled):
-                rec.state = OrderState.CANCELLED
+                rec.move(OrderState.CANCELLED)
                 self.counters["cancelled"] += 1
                 changed.append(rec)
             elif isinstance(result, CancelFailed):
@@ -278,7 +278,7 @@ class OrderBook:
         changed = []
         for rec in waiting:
             if rec.state is OrderState.SUBMITTED:
-                rec.state = OrderState.UNKNOWN
+                rec.move(OrderState.UNKNOWN)
                 self.counters["unknown"] += 1
                 changed.append(rec)
         if waiting:
@@ -294,30 +294,30 @@ class OrderBook:
             if rec is None or rec.state.terminal:
                 continue
             if report is None:
-                rec.state = OrderState.REJECTED if rec.state is not OrderState.CANCEL_PENDING else OrderState.CANCELLED
+                rec.move(OrderState.REJECTED if rec.state is not OrderState.CANCEL_PENDING else OrderState.CANCELLED)
             elif report.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED):
                 rec.exchange_id = report.exchange_order_id
                 self.by_exchange_id[report.exchange_order_id or ""] = cid
                 if rec.state is OrderState.CANCEL_PENDING:
                     recancel.append(cid)
                     continue
-                rec.state = report.state
+                rec.move(report.state)
             elif report.state is OrderState.CANCELLED and report.filled == 0:
-                rec.state = OrderState.CANCELLED
+                rec.move(OrderState.CANCELLED)
             else:
                 # filled (or cancelled after a partial fill): fetch the fills through the guarantor (B-2.3)
                 since = int(rec.created * 1000) - self.margin_ms
                 filled_since = since if filled_since is None else min(filled_since, since)
                 if report.state is not OrderState.CANCELLED:
                     continue            # filled: the fills complete it when they are journaled
-                rec.state = OrderState.CANCELLED    # and everyone hears it: the level is free again
+                rec.move(OrderState.CANCELLED)    # and everyone hears it: the level is free again
             changed.append(rec)
         out = self._changed(changed)
         if filled_since is not None:
             out.append(Out("gateway", RequestBackfill(max(0, filled_since), FillSource.STATUS)))
         if recancel:
             for cid in recancel:
-                self.orders[cid].state = OrderState.OPEN
+                self.orders[cid].move(OrderState.OPEN)
             out += self.on_cancel_request(RequestCancels(tuple(recancel)))
         return out
 
@@ -369,7 +369,7 @@ class OrderBook:
             rec = OrderRecord(spec, OrderState.UNKNOWN, row["exchange_order_id"], done, row["created_at"])
             self.orders[cid] = rec
             if self.rules.is_complete(spec.size - done):
-                rec.state = OrderState.FILLED        # its fills are already journaled (B-2.3)
+                rec.move(OrderState.FILLED)        # its fills are already journaled (B-2.3)
                 continue
             missing.append(cid)
         self._save(list(self.orders.values()))     # the journal now says what the exchange says
@@ -383,6 +383,7 @@ class OrderBook:
         live = self.live()
         data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
                 "refused_by_rules": dict(self.rule_refusals), "unresolved": len(self.watchdog.gave_up),
+                "illegal_moves": sum(r.illegal for r in self.orders.values()),
                 "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}
         return [Out(REPLY, StatusReport("orderbook", msg.request_id, data))]
 
