@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 VENUE_FAULTS = ("ws_drop", "ws_silence", "http_429", "exchange_5xx", "delay", "dup_fills", "reorder_fills",
-                "exchange_restart")
+                "exchange_restart", "user_stream_lost")
 BOT_FAULTS = ("actor_exit", "actor_raise", "actor_sigkill", "supervisor_sigkill", "bot_sigkill")
 KINDS = VENUE_FAULTS + BOT_FAULTS
 ROLES = ("gateway", "guarantor", "orderbook", "position", "grid", "risk", "balance")
@@ -36,12 +36,14 @@ class ChaosError(Exception):
 
 
 class Chaos:
+    """Venue-neutral: a subclass starts its simulator, writes the bot's config and reads the exchange's
+    records (fills, open order prices, position)."""
+    exchange = "?"
+    venue_faults: dict[str, str] = {}
+
     def __init__(self, workdir: Path, data: str | None, seed: int):
         self.dir, self.data, self.rng = workdir, data, random.Random(seed)
-        self.key = "0x" + secrets.token_hex(32)
-        from eth_account import Account
-        self.address = Account.from_key(self.key).address.lower()
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_HL_PRIVATE_KEY": self.key}
+        self.env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.state = workdir / "state"
         self.config = workdir / "bot.toml"
         self.sim = self.bot = None
@@ -51,24 +53,30 @@ class Chaos:
 
     # -- processes -------------------------------------------------------------------------------
     def start_sim(self) -> None:
+        raise NotImplementedError
+
+    def write_config(self) -> None:
+        raise NotImplementedError
+
+    def _start_sim(self, module: str, *args: str) -> None:
         ready = self.dir / "sim.ready.json"
-        args = [sys.executable, "-m", "sim.hyperliquid", "--port", "0", "--ready-file", str(ready), "--speed", "600",
-                "--fund", f"{self.address}:10000", "--state", str(self.dir / "sim.json"), "--seed", "7"]
+        cmd = [sys.executable, "-m", module, "--port", "0", "--ready-file", str(ready), "--speed", "600",
+               "--state", str(self.dir / "sim.json"), "--seed", "7", *args]
         if self.data:
-            args += ["--data", self.data]
-        self.sim = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
+            cmd += ["--data", self.data]
+        self.sim = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
                                     stderr=open(self.dir / "sim.err", "w"))
         self._wait(lambda: ready.exists() and json.loads(ready.read_text()).get("url"), 30, "the simulator")
         self.url = json.loads(ready.read_text())["url"]
 
-    def write_config(self) -> None:
+    def _write_config(self, exchange: str, symbol: str, venue_section: str) -> None:
         self.config.write_text(f"""[bot]
 id = "chaos"
-exchange = "hyperliquid"
+exchange = "{exchange}"
 state_dir = "{self.state}"
 
 [market]
-symbol = "BTC"
+symbol = "{symbol}"
 
 [grid]
 levels_per_side = 5
@@ -76,7 +84,7 @@ spacing_pct = 0.1
 order_size = 0.001
 
 [risk]
-max_position = 0.01
+max_position = 0.05
 max_open_orders = 30
 
 [timing]
@@ -84,11 +92,7 @@ audit_interval_s = 5.0
 heartbeat_timeout_s = 5.0
 restart_limit = 30
 
-[hyperliquid]
-base_url = "{self.url}"
-stream_stale_s = 2.0
-reconnect_max_s = 1.0
-dead_man_s = 60.0
+{venue_section}
 """)
 
     def start_bot(self) -> None:
@@ -119,26 +123,14 @@ dead_man_s = 60.0
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def info(self, body: dict):
-        req = urllib.request.Request(f"{self.url}/info", json.dumps(body).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
     def exchange_fills(self) -> list[str]:
-        seen, start = [], 0
-        while True:
-            page = self.info({"type": "userFillsByTime", "user": self.address, "startTime": start})
-            fresh = [f for f in page if str(f["tid"]) not in set(seen)]
-            if not fresh:
-                return seen
-            seen += [str(f["tid"]) for f in fresh]
-            start = max(f["time"] for f in page)
+        raise NotImplementedError
 
-    def open_orders(self) -> list[dict]:
-        return self.info({"type": "frontendOpenOrders", "user": self.address})
+    def open_order_prices(self) -> list[str]:
+        raise NotImplementedError
 
     def exchange_position(self) -> Decimal:
-        return Decimal(self.control("state")["users"].get(self.address, {}).get("positions", {}).get("BTC", "0"))
+        raise NotImplementedError
 
     def journal_fills(self) -> list[str]:
         db = sqlite3.connect(f"file:{self.state / 'journal.db'}?mode=ro", uri=True)
@@ -150,27 +142,19 @@ dead_man_s = 60.0
     def sample_levels(self) -> None:
         """Never two of our orders at one price: sampled between faults."""
         try:
-            prices = Counter(o["limitPx"] for o in self.open_orders())
-        except OSError:
+            prices = Counter(self.open_order_prices())
+        except Exception:       # noqa: BLE001 - the venue may be restarting: sample next time
             return
         self.doubled_levels += sum(1 for n in prices.values() if n > 1)
 
     # -- faults ----------------------------------------------------------------------------------
     def inject(self, kind: str) -> None:
-        if kind == "ws_drop":
-            self.control("drop_ws")
-        elif kind == "ws_silence":
-            self.control("faults", spec="ws_silence=3")
-        elif kind == "http_429":
-            self.control("faults", spec="http_429=3")
-        elif kind == "exchange_5xx":
-            self.control("faults", spec="exchange_5xx=2")
-        elif kind == "delay":
-            self.control("faults", spec="delay_ms=300")
-        elif kind in ("dup_fills", "reorder_fills"):
-            self.control("faults", spec=f"{kind}=1")
-        elif kind == "exchange_restart":
-            self.control("restart")
+        if kind in VENUE_FAULTS:
+            op = self.venue_faults[kind]
+            if op in ("drop_ws", "restart", "user_stream_unsubscribe"):
+                self.control(op)
+            else:
+                self.control("faults", spec=op)
         elif kind in ("actor_exit", "actor_raise"):
             self.admin("inject", self.rng.choice(ROLES), kind.split("_")[1])
         elif kind == "actor_sigkill":
@@ -195,8 +179,9 @@ dead_man_s = 60.0
         self.start_bot()
         injected: Counter = Counter()
         plan: list[str] = []
+        kinds = [k for k in KINDS if k in BOT_FAULTS or k in self.venue_faults]
         while len(plan) < faults:           # every kind once before any kind twice
-            batch = list(KINDS)
+            batch = list(kinds)
             self.rng.shuffle(batch)
             plan += batch
         plan = plan[:faults]
@@ -210,7 +195,7 @@ dead_man_s = 60.0
             self.control("faults", spec="clear")
         self._wait(self.trading, 90, "the bot trading after the last fault")
         self.admin("halt", "--reason", "chaos over", tolerate=False)
-        self._wait(lambda: not self.open_orders(), 60, "every order cancelled after the halt")
+        self._wait(lambda: not self.open_order_prices(), 60, "every order cancelled after the halt")
         status = self._wait(lambda: (lambda s: s if s and s["mode"] == "halted" else None)(self.admin("status")),
                             30, "the halted status")
         exchange, journal = self.exchange_fills(), self.journal_fills()
@@ -220,7 +205,7 @@ dead_man_s = 60.0
         status = self.admin("status") or status
         position = Decimal(str(status.get("position") or 0))
         report = {
-            "exchange": "hyperliquid", "faults_injected": sum(injected.values()),
+            "exchange": self.exchange, "faults_injected": sum(injected.values()),
             "faults_by_kind": dict(sorted(injected.items())),
             "fills_exchange": len(exchange), "fills_journal": len(journal),
             "lost_fills": len(set(exchange) - set(journal)),
@@ -228,7 +213,7 @@ dead_man_s = 60.0
             "unknown_fills": len(set(journal) - set(exchange)),
             "position": str(position), "exchange_position": str(self.exchange_position()),
             "position_matches": position == self.exchange_position(),
-            "open_orders_after_halt": len(self.open_orders()),
+            "open_orders_after_halt": len(self.open_order_prices()),
             "doubled_levels_seen": self.doubled_levels, "restarts": status.get("restarts"),
             "bot_starts": self.bot_starts, "wall_seconds": round(time.monotonic() - started, 1),
         }
@@ -263,6 +248,111 @@ dead_man_s = 60.0
         raise ChaosError(f"timed out waiting for {what}")
 
 
+class HyperliquidChaos(Chaos):
+    exchange = "hyperliquid"
+    venue_faults = {"ws_drop": "drop_ws", "ws_silence": "ws_silence=3", "http_429": "http_429=3",
+                    "exchange_5xx": "exchange_5xx=2", "delay": "delay_ms=300", "dup_fills": "dup_fills=1",
+                    "reorder_fills": "reorder_fills=1", "exchange_restart": "restart"}
+
+    def __init__(self, workdir: Path, data: str | None, seed: int):
+        super().__init__(workdir, data, seed)
+        from eth_account import Account
+        key = "0x" + secrets.token_hex(32)
+        self.address = Account.from_key(key).address.lower()
+        self.env["GRIDBOT_HL_PRIVATE_KEY"] = key
+
+    def start_sim(self) -> None:
+        self._start_sim("sim.hyperliquid", "--fund", f"{self.address}:10000")
+
+    def write_config(self) -> None:
+        self._write_config("hyperliquid", "BTC", f"""[hyperliquid]
+base_url = "{self.url}"
+stream_stale_s = 2.0
+reconnect_max_s = 1.0
+dead_man_s = 60.0""")
+
+    def info(self, body: dict):
+        req = urllib.request.Request(f"{self.url}/info", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def exchange_fills(self) -> list[str]:
+        seen: dict[str, None] = {}
+        start = 0
+        while True:
+            page = self.info({"type": "userFillsByTime", "user": self.address, "startTime": start})
+            fresh = [f for f in page if str(f["tid"]) not in seen]
+            if not fresh:
+                return list(seen)
+            seen.update((str(f["tid"]), None) for f in fresh)
+            start = max(f["time"] for f in page)
+
+    def open_order_prices(self) -> list[str]:
+        return [o["limitPx"] for o in self.info({"type": "frontendOpenOrders", "user": self.address})]
+
+    def exchange_position(self) -> Decimal:
+        return Decimal(self.control("state")["users"].get(self.address, {}).get("positions", {}).get("BTC", "0"))
+
+
+class BinanceChaos(Chaos):
+    exchange = "binance"
+    venue_faults = {"ws_drop": "drop_ws", "ws_silence": "ws_silence=3", "http_429": "http_429=1",
+                    "exchange_5xx": "http_5xx=2", "delay": "delay_ms=300", "dup_fills": "dup_fills=1",
+                    "reorder_fills": "reorder_fills=1", "exchange_restart": "restart",
+                    "user_stream_lost": "user_stream_unsubscribe"}
+    KEY, SECRET = "chaos-key", "chaos-secret"
+
+    def __init__(self, workdir: Path, data: str | None, seed: int):
+        super().__init__(workdir, data, seed)
+        self.env.update(GRIDBOT_BINANCE_API_KEY=self.KEY, GRIDBOT_BINANCE_API_SECRET=self.SECRET)
+        self._client = None
+
+    def start_sim(self) -> None:
+        self._start_sim("sim.binance", "--account", f"{self.KEY}:{self.SECRET}:USDT=10000,BTC=0.05")
+
+    def write_config(self) -> None:
+        self._write_config("binance", "BTCUSDT", f"""[binance]
+base_url = "{self.url}"
+stream_check_s = 1.0
+reconnect_max_s = 1.0""")
+
+    def client(self):
+        if self._client is None:
+            from binance.base_client import BaseClient
+            from binance.client import Client
+            BaseClient.API_URL = self.url + "/api"
+            self._client = Client(self.KEY, self.SECRET, ping=False)
+        return self._client
+
+    def _signed(self, fn, **kw):
+        """The venue's clock may be skewed by a fault or its restart: resync once and retry."""
+        from binance.exceptions import BinanceAPIException
+        try:
+            return fn(**kw)
+        except BinanceAPIException as exc:
+            if exc.code != -1021:
+                raise
+            client = self.client()
+            client.timestamp_offset = client.get_server_time()["serverTime"] - int(time.time() * 1000)
+            return fn(**kw)
+
+    def exchange_fills(self) -> list[str]:
+        trades, start = [], 0
+        while True:
+            page = self._signed(self.client().get_my_trades, symbol="BTCUSDT", fromId=start, limit=1000)
+            trades += [str(t["id"]) for t in page]
+            if len(page) < 1000:
+                return trades
+            start = page[-1]["id"] + 1
+
+    def open_order_prices(self) -> list[str]:
+        return [o["price"] for o in self._signed(self.client().get_open_orders, symbol="BTCUSDT")]
+
+    def exchange_position(self) -> Decimal:
+        btc = self.control("state")["accounts"][self.KEY]["balances"].get("BTC", {"free": "0", "locked": "0"})
+        return Decimal(btc["free"]) + Decimal(btc["locked"])
+
+
 def _processes_with(text: str) -> list[int]:
     """Live processes whose command line holds `text` (every process of a bot carries its config path)."""
     found = []
@@ -287,14 +377,12 @@ def _kill(pid: int) -> None:
 
 
 def chaos_main(exchange: str, faults: int, seed: int, data: str | None, out: str | None) -> int:
-    if exchange != "hyperliquid":
-        print(f"gridbot chaos: --exchange {exchange} is not available yet (hyperliquid only)", file=sys.stderr)
-        return 2
     if data and not Path(data).is_file():
         print(f"gridbot chaos: --data: no such file: {data}", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="gridbot-chaos-"))
-    chaos = Chaos(workdir, str(Path(data).resolve()) if data else None, seed)
+    venue = {"hyperliquid": HyperliquidChaos, "binance": BinanceChaos}[exchange]
+    chaos = venue(workdir, str(Path(data).resolve()) if data else None, seed)
     try:
         report = chaos.run(faults)
     except ChaosError as exc:

@@ -1,5 +1,5 @@
-"""`gridbot chaos` end to end: the bot against the local Hyperliquid with one fault of every kind, then a
-halt; the report finds nothing lost, doubled, left behind or out of step with the exchange."""
+"""`gridbot chaos` end to end: the bot against the local Hyperliquid and the local Binance with one fault
+of every kind, then a halt; the report finds nothing lost, doubled, left behind or out of step."""
 from __future__ import annotations
 
 import json
@@ -10,20 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from sim.chaos import KINDS
+from sim.chaos import BOT_FAULTS, KINDS, BinanceChaos, HyperliquidChaos
+
+VENUES = {"hyperliquid": HyperliquidChaos, "binance": BinanceChaos}
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.multiproc, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_chaos_one_fault_of_every_kind_keeps_every_invariant(tmp_path):
+@pytest.mark.parametrize("exchange", sorted(VENUES))
+def test_chaos_one_fault_of_every_kind_keeps_every_invariant(tmp_path, exchange):
+    kinds = [k for k in KINDS if k in BOT_FAULTS or k in VENUES[exchange].venue_faults]
     out = tmp_path / "chaos.json"
-    proc = subprocess.run([sys.executable, str(REPO / "supervisor.py"), "chaos", "--faults", str(len(KINDS)),
+    proc = subprocess.run([sys.executable, str(REPO / "supervisor.py"), "chaos", "--exchange", exchange,
+                           "--faults", str(len(kinds)),
                            "--seed", "11", "--out", str(out)], capture_output=True, text=True, timeout=560,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert out.exists(), proc.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert report["faults_by_kind"] == {kind: 1 for kind in KINDS}
+    assert report["faults_by_kind"] == {kind: 1 for kind in kinds} and report["exchange"] == exchange
     assert report["fills_exchange"] > 0
     assert report["lost_fills"] == report["duplicate_fills"] == report["unknown_fills"] == 0
     assert report["position_matches"] and report["open_orders_after_halt"] == 0
