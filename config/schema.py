@@ -51,6 +51,7 @@ class BotSection:
     state_dir: str = "~/.gridbot/{id}"
     cancel_on_shutdown: bool = True
     admin_port: int = field(default=0, metadata=_check(_non_negative))
+    metrics_port: int = field(default=0, metadata=_check(_non_negative))
     log_level: str = field(default="INFO", metadata=_check(_one_of("DEBUG", "INFO", "WARNING", "ERROR")))
 
 
