@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 
 from loguru import logger
 
@@ -46,6 +47,15 @@ _PUMP = "pump"
 _RETRY_DELAY_S = 1.0
 
 
+def percentiles(samples) -> dict:
+    """p50/p99/max of a latency sample (ms), for status and the benchmark."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {"n": 0}
+    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)  # noqa: E731
+    return {"n": len(ordered), "p50": pick(0.50), "p99": pick(0.99), "max": round(ordered[-1], 3)}
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -62,6 +72,9 @@ class Gateway:
         self.errors: dict[str, int] = {}
         self.last_error = ""
         self.last_price = None
+        self.fill_seen_at: float | None = None           # perf_counter when fills last came in
+        self.reaction_ms: deque[float] = deque(maxlen=10_000)   # fill received -> next order sent
+        self.place_requests = 0
 
     def start(self) -> list:
         self.exchange.connect()
@@ -80,8 +93,11 @@ class Gateway:
             if isinstance(event, PriceTick):
                 tick = event
             elif isinstance(event, (FillsReceived, StreamDown, StreamUp)):
-                if isinstance(event, FillsReceived) and event.fills and self.exchange.paced:
-                    self.held_until = time.monotonic() + self.reaction_hold_s
+                if isinstance(event, FillsReceived) and event.fills:
+                    if self.fill_seen_at is None:
+                        self.fill_seen_at = time.perf_counter()
+                    if self.exchange.paced:
+                        self.held_until = time.monotonic() + self.reaction_hold_s
                 if isinstance(event, (StreamDown, StreamUp)):
                     self.stream_up = isinstance(event, StreamUp)
                 out.append(Out("guarantor", event))
@@ -120,8 +136,12 @@ class Gateway:
     def on_place(self, msg: PlaceOrders) -> list:
         self.requests += 1
         self.held_until = 0.0       # the bot has reacted: a paced venue may move on
+        if self.fill_seen_at is not None:
+            self.reaction_ms.append((time.perf_counter() - self.fill_seen_at) * 1000)
+            self.fill_seen_at = None
         extra, results = [], []
         for chunk in self._chunks(msg.orders):
+            self.place_requests += 1
             try:
                 results += self.exchange.place(chunk)
             except Unknown as exc:
@@ -183,8 +203,16 @@ class Gateway:
                 "market_data": self.market_data,
                 "dead_man_until": getattr(self.exchange, "dead_man_until", None),
                 "reconnects": getattr(self.exchange, "reconnects", 0),
-                "malformed_payloads": getattr(self.exchange, "malformed", 0)}
+                "malformed_payloads": getattr(self.exchange, "malformed", 0),
+                "place_requests": self.place_requests, "fill_to_order_ms": percentiles(self.reaction_ms),
+                "weight_used_1m": self._weight_used()}
         return [Out(REPLY, StatusReport("gateway", msg.request_id, data))]
+
+    def _weight_used(self) -> int | None:
+        """REST weight spent in the last minute, where the adapter keeps a budget."""
+        budget = getattr(self.exchange, "budget", None)
+        used = getattr(budget, "used", None)
+        return used() if callable(used) else None
 
     def close(self) -> None:
         self.exchange.close()

@@ -135,7 +135,7 @@ class RiskSection:
 
 @dataclass(frozen=True, slots=True)
 class TimingSection:
-    batch_window_ms: int = field(default=20, metadata=_check(_non_negative))
+    batch_window_ms: int = field(default=2, metadata=_check(_non_negative))
     batch_max_orders: int = field(default=40, metadata=_check(_positive))
     batch_window_fast_ms: int = field(default=5, metadata=_check(_non_negative))
     fast_move_pct: Decimal = field(default=Decimal("0.2"), metadata=_check(_positive))
