@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
+import sys
 import time
 from datetime import timedelta
 
@@ -49,17 +51,47 @@ def die_with_parent() -> None:
 
 
 _log_configured: set[str] = set()
+_console_replaced = False
+# a 32-byte hex key (an Ethereum private key, an HMAC key) or a 64-character API key or secret
+_SECRET_LIKE = re.compile(r"\b(?:0x)?[0-9a-fA-F]{64}\b|\b[A-Za-z0-9]{64}\b")
+
+
+def _redact(record) -> bool:
+    """Every sink's filter: whatever looks like a key never reaches a log, even by mistake."""
+    record["message"] = _SECRET_LIKE.sub("[redacted]", record["message"])
+    return True
+
+
+def _console_format(record) -> str:
+    role = str(record["extra"].get("role") or record["name"]).replace("{", "{{").replace("}", "}}")
+    return "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> " + f"{role: <10}" + " {message}\n{exception}"
 
 
 def configure_logging(state_dir, role: str, level: str = "INFO") -> None:
-    """JSON lines into the state directory, one file for the whole bot (appends are atomic)."""
+    """JSON lines into the state directory, one file for the whole bot (appends are atomic), every
+    line naming its actor. An actor in a process of its own writes nothing to the terminal: `gridbot
+    run` relays the file's INFO-and-above records as human lines (actors/status_view.py). Actors in
+    the launcher's process (simpleSystemBase: tests, backtests) trade loguru's default DEBUG console
+    for human lines at INFO (or `level` if higher), unless the program already removed that default."""
+    global _console_replaced
     key = f"{os.getpid()}:{state_dir}"
     if key in _log_configured:
         return
     _log_configured.add(key)
     if in_own_process():
         logger.remove()
-    logger.add(os.path.join(str(state_dir), "gridbot.log"), serialize=True, level=level,
+        logger.configure(extra={"role": role})
+    elif not _console_replaced:
+        _console_replaced = True
+        try:
+            logger.remove(0)                # loguru's default sink: stderr, DEBUG
+        except ValueError:
+            pass                            # the program chose its own console: leave it alone
+        else:
+            logger.add(lambda line: sys.stderr.write(line), colorize=sys.stderr.isatty(),
+                       level=max(logger.level(level).no, logger.level("INFO").no),
+                       format=_console_format, filter=_redact, backtrace=False, diagnose=False)
+    logger.add(os.path.join(str(state_dir), "gridbot.log"), serialize=True, level=level, filter=_redact,
                enqueue=False, backtrace=False, diagnose=False)
 
 
