@@ -44,10 +44,13 @@ Metrics (a missing input leaves its family without samples; it never invents a v
   `actor_up{role}`, `actor_heartbeat_age_seconds{role}`.
 - `api_errors_total{kind}`: the gateway's classified exchange errors; `api_error_streak`: errors since
   the last poll that saw requests succeed without a new error (1 s resolution); `exchange_requests_total`.
-- `request_weight_used{window}`, `request_weight_limit{window}`: the venue's request-weight budgets,
-  from the gateway status's `budgets` ({window: "used/limit"} or {window: {"used", "limit"}}; the
-  windows whose name says "weight"); `order_budget_used{window}`, `order_budget_limit{window}`: the
+- `request_weight_used{window}`, `request_weight_limit{window}`: the venue's request-weight budgets:
+  the gateway status's `weight_used_1m` (window "weight_1m", the adapter's own sliding minute; no limit
+  sample) or its `budgets` ({window: "used/limit"} or {window: {"used", "limit"}}; the windows whose
+  name says "weight"); `order_budget_used{window}`, `order_budget_limit{window}`: the
   other budgets (Binance's order counts). No samples on a venue without budgets (paper).
+- `fill_to_order_ms{quantile}`: the gateway's fill received -> next order sent latency (0.5, 0.99, and
+  1 for the maximum) over its recent sample.
 - `risk_refused_total{reason}`: intents the risk actor refused.
 - `status_age_seconds`: seconds since the last status reached the launcher (a stuck supervisor shows
   here); `metrics_update_errors_total`.
@@ -316,6 +319,8 @@ class Metrics:
                 self.error_streak if gw else None)
         f.counter("exchange_requests", "Requests sent to the exchange.", requests)
         budgets = {str(k): _budget(v) for k, v in _dict(gw.get("budgets")).items()}
+        if gw.get("weight_used_1m") is not None and not any("weight" in k.lower() for k in budgets):
+            budgets["weight_1m"] = (num(gw.get("weight_used_1m")), None)
         weight = {k: v for k, v in budgets.items() if "weight" in k.lower()}
         orders = {k: v for k, v in budgets.items() if k not in weight}
         f.gauge("request_weight_used", "Request weight used in the venue's window.", labels=("window",),
@@ -326,6 +331,9 @@ class Metrics:
                 samples={k: u for k, (u, _) in orders.items()})
         f.gauge("order_budget_limit", "New orders allowed in the venue's window.", labels=("window",),
                 samples={k: lim for k, (_, lim) in orders.items()})
+        latency = _dict(gw.get("fill_to_order_ms"))
+        f.gauge("fill_to_order_ms", "Gateway: a fill received -> the next order sent (ms).", labels=("quantile",),
+                samples={"0.5": latency.get("p50"), "0.99": latency.get("p99"), "1": latency.get("max")})
         f.counter("risk_refused", "Order intents the risk actor refused.", labels=("reason",),
                   samples=_dict(risk.get("refused")))
         return f.out

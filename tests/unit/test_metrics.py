@@ -158,6 +158,10 @@ def test_breaker_drawdown_and_budgets():
     assert v[("request_weight_limit", (("window", "X-MBX-USED-WEIGHT-1M"),))] == 6000
     assert v[("request_weight_used", (("window", "rest_weight_1m"),))] == 12
     assert v[("order_budget_used", (("window", "X-MBX-ORDER-COUNT-10S"),))] == 4
+    s["details"]["gateway"].update(budgets={}, weight_used_1m=42, fill_to_order_ms={"n": 9, "p50": 0.4, "p99": 2.5})
+    v = scraped(s)
+    assert v[("request_weight_used", (("window", "weight_1m"),))] == 42                  # Hyperliquid's minute
+    assert v[("fill_to_order_ms", (("quantile", "0.99"),))] == 2.5
     s["details"]["risk"].update(pnl=D("5"), peak_pnl=D("3"))        # at a new peak: no drawdown
     assert scraped(s)[("drawdown", ())] == 0
 
