@@ -74,7 +74,7 @@ def admin_main(args) -> int:
     from pathlib import Path
 
     from actors.admin import AdminError, ask, send
-    from actors.launcher import plain, status_line
+    from actors.launcher import plain
     from config.schema import ConfigError, load
     from messages.lifecycle import InjectFault
     try:
@@ -92,12 +92,10 @@ def admin_main(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
     elif args.command == "status":
-        print(status_line(data))
-        for role, actor in (data.get("actors") or {}).items():
-            print(f"  {role:<10} pid {actor.get('pid')}  restarts {actor.get('restarts')}  "
-                  f"last heartbeat {actor.get('last_heartbeat')}")
-        if data.get("emergency"):
-            print(f"  emergency: {data['emergency']}")
+        from rich.console import Console
+
+        from actors.status_view import render
+        Console().print(render(data))
     else:
         print(f"{args.command}: {data.get('outcome')} (mode {data.get('mode')})")
     return 0 if data.get("ok", True) else 1
