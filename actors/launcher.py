@@ -249,14 +249,23 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    system, supervisor, port, sup_pid = start_system(config)
+    from actors.metrics import Metrics
+    from actors.status_view import StatusConsole
+    metrics = Metrics.for_config(config)            # None when bot.metrics_port is 0
+    if metrics is not None and (problem := metrics.probe()):
+        print(f"gridbot: config error: {config.source}: bot.metrics_port: {problem}", file=sys.stderr)
+        return 2
     tty = sys.stdout.isatty()
+    view = StatusConsole(config.state_path / "gridbot.log", live=tty)   # the table on a terminal, log lines
+    system, supervisor, port, sup_pid = start_system(config)
     print(f"gridbot {config.bot.id}: {config.bot.exchange} exchange, state in {config.state_path}, "
-          f"admin port {port}", flush=True)
+          f"admin port {port}" + (f", metrics on 127.0.0.1:{metrics.port}/metrics" if metrics else ""), flush=True)
     started = time.monotonic()
     summary: dict = {}
     silent = 0
     try:
+        if metrics is not None:
+            metrics.serve()                         # after start_system: no actor process inherits its socket
         while not stop.is_set():
             if duration is not None and time.monotonic() - started >= duration:
                 break
@@ -269,16 +278,19 @@ def run(config: schema.BotConfig, duration: float | None = None, summary_path: s
                 if reply.data.get("shutdown_requested"):
                     print(f"\nshutdown requested by admin: {reply.data['shutdown_requested']}", flush=True)
                     break
-                if tty:
-                    print("\r" + status_line(reply.data).ljust(120), end="", flush=True)
+                if metrics is not None:
+                    metrics.update(reply.data)
+                view.update(reply.data)
             stop.wait(1.0 if duration is None else min(1.0, max(0.0, duration - (time.monotonic() - started))))
-        if tty:
-            print()
+        view.stop_live()
         reply = ask_for(system, supervisor, Shutdown(config.bot.cancel_on_shutdown, "stopped by user"),
                         config.timing.shutdown_timeout_s + 10, lambda r: isinstance(r, ShutdownComplete))
         if isinstance(reply, ShutdownComplete):
             summary = plain(reply.summary)
     finally:
+        view.close()
+        if metrics is not None:
+            metrics.stop()
         system.shutdown()
         reap_children()
     result = {k: summary.get(k) for k in ("fills", "position", "exchange_position", "open_orders",
