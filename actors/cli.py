@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     chaos.add_argument("--seed", type=int, default=1)
     chaos.add_argument("--data", help="candle CSV for the exchange's price path")
     chaos.add_argument("--out", help="write the JSON report here too")
+    backtest = sub.add_parser("backtest", help="replay a candle CSV through the bot on the paper venue")
+    from sim.backtest.cli import add_parser_arguments
+    add_parser_arguments(backtest)
     sim = sub.add_parser("exchange-sim", add_help=False,
                          help="run a local exchange that speaks a real venue's protocol (see --help)")
     sim.add_argument("venue_args", nargs=argparse.REMAINDER)
@@ -58,6 +61,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("status", "halt", "resume", "flatten", "shutdown", "inject"):
         return admin_main(args)
+    if args.command == "backtest":
+        from sim.backtest.cli import backtest_main
+        return backtest_main(args)
     if args.command == "chaos":
         from sim.chaos import chaos_main
         return chaos_main(args.exchange, args.faults, args.seed, args.data, args.out)
