@@ -11,6 +11,7 @@ already set.
     exchange_5xx=N          the next N /exchange requests are executed, then answered HTTP 500
                             (the client cannot know the outcome)
     delay_ms=N              every /info and /exchange answer is sent N ms after the work was done
+    exchange_delay_ms=N     only /exchange answers are late (reads stay fast): orders rest before the ack
     reject_orders=N         the next N orders placed are refused by the venue ("Insufficient margin")
     cancel_fills=N          the next N cancels find their order filled first: the venue fills it at its
                             limit, then the /exchange request is answered HTTP 500 (a cancel that timed
@@ -37,7 +38,7 @@ class AnswerServerError(Exception):
     """Raised inside a request by a fault: keep what the venue did, answer HTTP 500."""
 
 ONE_SHOTS = ("drop_ws", "fire_scheduled_cancel", "restart")
-_COUNTERS = ("http_429", "exchange_5xx", "delay_ms", "reject_orders", "cancel_fills")
+_COUNTERS = ("http_429", "exchange_5xx", "delay_ms", "exchange_delay_ms", "reject_orders", "cancel_fills")
 _FLAGS = ("dup_fills", "reorder_fills", "partial_fills")
 _TRUE = {"1", "true", "on", "yes"}
 _FALSE = {"0", "false", "off", "no"}
@@ -85,6 +86,7 @@ class Faults:
     http_429: int = 0
     exchange_5xx: int = 0
     delay_ms: int = 0
+    exchange_delay_ms: int = 0
     reject_orders: int = 0
     cancel_fills: int = 0
     dup_fills: bool = False
@@ -99,7 +101,7 @@ class Faults:
         for name, value in items:
             if name == "clear":
                 self.http_429 = self.exchange_5xx = self.delay_ms = self.silent_until_ms = 0
-                self.reject_orders = self.cancel_fills = 0
+                self.reject_orders = self.cancel_fills = self.exchange_delay_ms = 0
                 self.dup_fills = self.reorder_fills = self.partial_fills = False
             elif name == "ws_silence":
                 self.silent_until_ms = now_ms + int(value * 1000)
@@ -131,6 +133,7 @@ class Faults:
 
     def describe(self, now_ms: int) -> dict:
         return {"http_429": self.http_429, "exchange_5xx": self.exchange_5xx, "delay_ms": self.delay_ms,
+                "exchange_delay_ms": self.exchange_delay_ms,
                 "reject_orders": self.reject_orders, "cancel_fills": self.cancel_fills,
                 "dup_fills": self.dup_fills, "reorder_fills": self.reorder_fills,
                 "partial_fills": self.partial_fills,

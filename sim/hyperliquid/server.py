@@ -101,6 +101,8 @@ class HlServer:
             self.venue.commit()
             return await self._answer(500, text="Internal Server Error")
         self.venue.commit()
+        if self.faults.exchange_delay_ms:       # the action is done; its answer comes late
+            await asyncio.sleep(self.faults.exchange_delay_ms / 1000)
         if self.faults.take_5xx():
             return await self._answer(500, text="Internal Server Error")
         return await self._answer(200, result)

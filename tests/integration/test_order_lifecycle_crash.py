@@ -63,9 +63,11 @@ def test_m5_crash_after_journaling_intents_before_sending_them(tmp_path):
         # A long batch window holds the journaled intents back from the wire.
         slow = bot_config(tmp_path, sim.url, timing={"batch_window_ms": 30_000})
         proc = start_bot(tmp_path, slow)
-        wait_until(lambda: journal_states(tmp_path / "state")["intent"] >= 2 * LEVELS, 60, "intents journaled")
-        assert user_state(sim).get("open_orders", 0) == 0          # none of them was sent
-        crash(slow)
+        try:
+            wait_until(lambda: journal_states(tmp_path / "state")["intent"] >= 2 * LEVELS, 60, "intents journaled")
+            assert user_state(sim).get("open_orders", 0) == 0          # none of them was sent
+        finally:
+            crash(slow)
         proc.wait(10)
         restart_and_settle(tmp_path, sim, bot_config(tmp_path, sim.url))
 
@@ -73,14 +75,14 @@ def test_m5_crash_after_journaling_intents_before_sending_them(tmp_path):
 def test_m5_crash_after_sending_orders_before_the_ack(tmp_path):
     with start_hl_sim(tmp_path, fund=[(address(), "10000")], speed=1) as sim:
         sim.control("pause")
+        sim.control("faults", spec="exchange_delay_ms=4000")   # orders executed at once, answered 4 s later
         config = bot_config(tmp_path, sim.url, timing={"exchange_timeout_s": 20.0})
         proc = start_bot(tmp_path, config)
-        wait_until(lambda: journal_states(tmp_path / "state")["intent"] + journal_states(tmp_path / "state")["open"]
-                   == 0 and "gridbot" in proc.out_path.read_text(), 30, "the bot started")
-        sim.control("faults", spec="delay_ms=4000")        # executed at once, answered 4 s later
-        wait_until(lambda: user_state(sim).get("open_orders", 0) >= 2 * LEVELS, 60, "orders on the exchange")
-        assert journal_states(tmp_path / "state")["open"] == 0      # no ack has come back yet
-        crash(config)
+        try:
+            wait_until(lambda: user_state(sim).get("open_orders", 0) >= 2 * LEVELS, 60, "orders on the exchange")
+            assert journal_states(tmp_path / "state")["open"] == 0      # no ack has come back yet
+        finally:
+            crash(config)           # the point of the test; and if it failed, nothing is left running
         proc.wait(10)
         sim.control("faults", spec="clear")
         restart_and_settle(tmp_path, sim, config)

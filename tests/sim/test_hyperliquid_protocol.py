@@ -164,7 +164,8 @@ def test_fault_specs_parse_and_apply():
     assert faults.dup_fills and not faults.reorder_fills and faults.delay_ms == 5
     assert faults.silent(T0 + 1499) and not faults.silent(T0 + 1500)
     faults.apply("clear", T0)
-    assert faults.describe(T0) == {"http_429": 0, "exchange_5xx": 0, "delay_ms": 0, "reject_orders": 0,
+    assert faults.describe(T0) == {"http_429": 0, "exchange_5xx": 0, "delay_ms": 0, "exchange_delay_ms": 0,
+                                   "reject_orders": 0,
                                    "cancel_fills": 0, "dup_fills": False,
                                    "reorder_fills": False, "partial_fills": False, "ws_silence_ms": 0}
     for bad in ("nope", "http_429=x", "drop_ws=1", "dup_fills=maybe", "ws_silence=-1"):
