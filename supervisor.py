@@ -91,8 +91,10 @@ class Supervisor(Actor):
         }.get(type(msg))
         if handler is not None:
             handler(msg, sender)
-        elif isinstance(msg, (ActorExitRequest, PoisonMessage)):
-            logger.info("supervisor got {}", type(msg).__name__)
+        elif isinstance(msg, PoisonMessage):
+            logger.warning("supervisor got a PoisonMessage: {}", msg)
+        elif isinstance(msg, ActorExitRequest):
+            logger.debug("supervisor got ActorExitRequest")
 
     def _send(self, roles, msg) -> None:
         for role in (roles,) if isinstance(roles, str) else roles:

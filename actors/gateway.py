@@ -205,7 +205,9 @@ class Gateway:
                 "reconnects": getattr(self.exchange, "reconnects", 0),
                 "malformed_payloads": getattr(self.exchange, "malformed", 0),
                 "place_requests": self.place_requests, "fill_to_order_ms": percentiles(self.reaction_ms),
-                "weight_used_1m": self._weight_used()}
+                "weight_used_1m": self._weight_used(),
+                "budgets": self.exchange.budget.view() if hasattr(getattr(self.exchange, "budget", None), "view")
+                else {}}
         return [Out(REPLY, StatusReport("gateway", msg.request_id, data))]
 
     def _weight_used(self) -> int | None:

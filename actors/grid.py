@@ -328,7 +328,9 @@ class Grid:
                 "working": len(self.working), "cancelling": len(self.cancelling), "mid": self.mid,
                 "intents_sent": self.intents_sent, "cancels_sent": self.cancels_sent,
                 "refused_reason": self.refused_reason, "out_of_range_since_ms": self.out_since_ms,
-                "counter_failures": self.counters.view(), "emergency": self.emergency}
+                "counter_failures": self.counters.view(), "emergency": self.emergency,
+                "working_prices": sorted(self.prices[lv] for lv in self.working if lv in self.prices)
+                if self.prices else []}
         return [Out(REPLY, StatusReport("grid", msg.request_id, data))]
 
     def close(self) -> None:

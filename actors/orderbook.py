@@ -383,6 +383,8 @@ class OrderBook:
         live = self.live()
         data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
                 "refused_by_rules": dict(self.rule_refusals), "unresolved": len(self.watchdog.gave_up),
+                "oldest_pending_s": round(max((time.time() - r.created for r in self.orders.values()
+                                               if r.state in UNANSWERED), default=0.0), 3),
                 "illegal_moves": sum(r.illegal for r in self.orders.values()),
                 "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}
         return [Out(REPLY, StatusReport("orderbook", msg.request_id, data))]
