@@ -48,6 +48,10 @@ def main(argv=None) -> int:
     chaos.add_argument("--seed", type=int, default=1)
     chaos.add_argument("--data", help="candle CSV for the exchange's price path")
     chaos.add_argument("--out", help="write the JSON report here too")
+    bench = sub.add_parser("bench", help="measure latency, recovery, request weight, fsync, memory, backtest speed")
+    bench.add_argument("--out", help="write the JSON here too")
+    bench.add_argument("--parts", default=",".join(("multiproc", "simple", "wick", "steady", "fsync", "backtest")),
+                       help="comma-separated subset of the measurements")
     backtest = sub.add_parser("backtest", help="replay a candle CSV through the bot on the paper venue")
     from sim.backtest.cli import add_parser_arguments
     add_parser_arguments(backtest)
@@ -61,6 +65,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command in ("status", "halt", "resume", "flatten", "shutdown", "inject"):
         return admin_main(args)
+    if args.command == "bench":
+        from sim.bench import PARTS, bench_main
+        parts = tuple(p for p in args.parts.split(",") if p)
+        unknown = [p for p in parts if p not in PARTS]
+        if unknown:
+            print(f"gridbot bench: unknown part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})", file=sys.stderr)
+            return 2
+        return bench_main(args.out, parts)
     if args.command == "backtest":
         from sim.backtest.cli import backtest_main
         return backtest_main(args)

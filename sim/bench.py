@@ -170,15 +170,13 @@ def part_fsync(count: int = 500) -> dict:
 
 
 def part_backtest() -> dict:
-    try:
-        from sim.backtest import run_backtest     # issue 9's backtest, when present
-    except ImportError:
-        return {"skipped": "the backtest module is not in this build"}
+    from sim.backtest import ISSUE_GRID, run_backtest
     if not JANUARY.exists():
         return {"skipped": f"{JANUARY} not present"}
-    summary = run_backtest(str(JANUARY), None, None)
-    return {"candles": summary["candles"], "candles_per_second": summary["candles_per_second"],
-            "wall_seconds": summary["wall_seconds"]}
+    summary = run_backtest(str(JANUARY), None, None, overrides={"grid": ISSUE_GRID})
+    return {"candles": summary["candles"], "fills": summary["fills"],
+            "candles_per_second": float(summary["candles_per_second"]), "wall_seconds": float(summary["wall_seconds"]),
+            "peak_rss_mb": round(_vm_hwm_kb(os.getpid()) / 1024, 1)}
 
 
 def run_part(name: str) -> dict:
