@@ -81,6 +81,10 @@ def sweep_configs(base: schema.BotConfig, sweeps: list[tuple[str, list]]) -> lis
     keys = [key for key, _ in sweeps]
     if len(set(keys)) != len(keys):
         raise schema.ConfigError("--sweep", ", ".join(keys), "a key is swept twice")
+    for key in keys:
+        if key in _OWNED:
+            raise schema.ConfigError("--sweep", key, "set by the backtest itself (--data, the state directory, "
+                                                     "the paper venue)")
     raw = _raw_toml(base)
     runs = []
     for combo in itertools.product(*(values for _, values in sweeps)):
@@ -93,6 +97,9 @@ def sweep_configs(base: schema.BotConfig, sweeps: list[tuple[str, list]]) -> lis
             table[name] = value
         runs.append((dict(zip(keys, combo)), schema.parse(data, Path("--sweep"))))
     return runs
+
+
+_OWNED = ("paper.data", "bot.state_dir", "bot.exchange")
 
 
 def _raw_toml(config: schema.BotConfig) -> dict:

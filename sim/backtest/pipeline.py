@@ -148,22 +148,27 @@ class Pipeline:
                 _CREATED_CELL.cell_contents = saved_factory
 
     def _deliver(self) -> None:
-        queue, routes, states, emit = self.queue, self.routes, self.states, self._emit
-        while True:
-            while queue:
-                role, msg, sender = queue.popleft()
-                if role == SUPERVISOR:
-                    self._supervise(msg)
-                    continue
-                for observe in self.observers:
-                    observe(role, msg)
-                method = routes[role].get(type(msg))
-                if method is None:
-                    continue
-                self.delivered += 1
-                emit(role, sender, getattr(states[role], method)(msg))
-            if not self._fire(self.now_ms):
-                return
+        queue, routes, states, emit, observers = self.queue, self.routes, self.states, self._emit, self.observers
+        delivered = 0
+        try:
+            while True:
+                while queue:
+                    role, msg, sender = queue.popleft()
+                    if role == SUPERVISOR:
+                        self._supervise(msg)
+                        continue
+                    if observers:
+                        for observe in observers:
+                            observe(role, msg)
+                    method = routes[role].get(type(msg))
+                    if method is None:
+                        continue
+                    delivered += 1
+                    emit(role, sender, getattr(states[role], method)(msg))
+                if not self._fire(self.now_ms):
+                    return
+        finally:
+            self.delivered += delivered
 
     def _emit(self, role: str, sender: str, outputs) -> None:
         for item in outputs or ():

@@ -80,8 +80,12 @@ def write_report(path: str | os.PathLike, series: Series, title: str = "") -> Pa
 
 
 def _console(stderr: bool = False):
+    """A terminal's own width; a pipe or file gets lines wide enough for the sweep table."""
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
 
 
 def print_summary(summary: dict, out_dir: Path | None = None, console=None) -> None:

@@ -23,7 +23,8 @@ Intrabar model (what a candle does to our resting orders)
 Numbers: `fills` is what the bot journaled; `realized_pnl`, `unrealized_pnl` (at the last close),
 `fees` and `final_position` are the bot's own ledger; `exchange_position` is the venue's.
 `max_drawdown` is the largest fall of equity (realized - fees + unrealized, marked at every candle's
-close) from its running peak (the start counts as a peak of 0). `grid_profit_per_fill` is
+close; unrealized as the ledger counts it, the position its fills built times close - entry) from its
+running peak (the start counts as a peak of 0). `grid_profit_per_fill` is
 (realized_pnl - fees) / fills. The sweep score is realized + unrealized - fees. Nothing in the summary
 but `wall_seconds` and `candles_per_second` depends on the wall clock.
 """
@@ -103,8 +104,9 @@ def _replay(bot: Pipeline, progress) -> tuple[Series, Decimal]:
     total = len(source)
     series = Series()
     times, closes, positions, equities = series.time_ms, series.close, series.position, series.equity
-    position = entry = ZERO
+    position = book = entry = ZERO  # held; and held through journaled fills (spot: without the start)
     banked = ZERO                   # realized - fees: moves only with fills
+    ledger_state = bot.states["position"]
     peak = drawdown = ZERO
     new_fills = exchange.new_fills
     bot.start()
@@ -122,7 +124,8 @@ def _replay(bot: Pipeline, progress) -> tuple[Series, Decimal]:
             ledger = bot.status("position")
             position, entry = ledger["position"], ledger["average_entry"]
             banked = ledger["realized_pnl"] - ledger["fees"]
-        equity = banked + position * (close - entry) if position else banked
+            book = ledger_state.book_position       # what the ledger's unrealized PnL is marked on
+        equity = banked + book * (close - entry) if book else banked
         if equity > peak:
             peak = equity
         elif peak - equity > drawdown:

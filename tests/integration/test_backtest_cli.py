@@ -138,3 +138,19 @@ def test_a_terminal_gets_a_progress_bar(tmp_path, day_csv):
     assert run.returncode == 0
     shown = b"".join(chunks).decode(errors="replace")
     assert "backtest" in shown and "candles" in shown and "1440/1440" in shown
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_january_month_with_the_issue_grid(tmp_path, january_csv):
+    """Issue 9's acceptance run: the whole file, the default paper config's grid made 20 levels a side
+    at 0.5% geometric spacing (two identical runs are checked on fewer days above)."""
+    config = tmp_path / "issue.toml"
+    config.write_text('[grid]\nlevels_per_side = 20\nspacing = "geometric"\nspacing_pct = 0.5\n')
+    run = gridbot("--data", str(january_csv), "--config", str(config), "--out", str(tmp_path / "jan"))
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "jan" / "summary.json").read_text())
+    assert summary["candles"] == 45_031 and summary["fills"] > 300
+    assert summary["final_position"] == summary["exchange_position"]
+    assert summary["status_queries"] == 0 and summary["mode"] == "trading"
+    assert (tmp_path / "jan" / "report.png").stat().st_size > 50_000

@@ -64,6 +64,15 @@ def test_the_summary_adds_up_and_the_bot_agrees_with_the_venue(tmp_path, two_day
     assert s["candles_per_second"] > 0 and s["wall_seconds"] > 0
 
 
+def test_spot_with_a_starting_balance_adds_up_too(tmp_path, two_days_csv):
+    config = schema.load(None).with_overrides(paper={"kind": "spot", "base_balance": D("0.05")},
+                                              grid={"spacing_pct": D("0.3")})
+    result = backtest(backtest_config(config, two_days_csv, tmp_path / "state"))
+    s = result.summary
+    assert s["fills"] >= 10 and s["final_position"] == s["exchange_position"]
+    assert result.series.equity[-1] == pytest.approx(float(s["score"]), abs=1e-6)
+
+
 def test_same_config_same_data_same_summary_whatever_the_wall_clock(tmp_path, two_days_csv, monkeypatch):
     first = run(two_days_csv, tmp_path / "a").summary
     real_time, real_monotonic = time.time, time.monotonic
@@ -134,5 +143,7 @@ def test_sweep_combinations_are_validated_like_the_file():
                           ("nope.x=1", "unknown section"), ("grid.spacing=diagonal", "must be one of")):
         with pytest.raises(schema.ConfigError, match=problem):
             sweep_configs(base, [parse_sweep(spec)])
+    with pytest.raises(schema.ConfigError, match="set by the backtest"):
+        sweep_configs(base, [parse_sweep("paper.data=a.csv,b.csv")])
     with pytest.raises(schema.ConfigError, match="swept twice"):
         sweep_configs(base, [parse_sweep("grid.spacing_pct=1"), parse_sweep("grid.spacing_pct=2")])
