@@ -16,7 +16,9 @@ book has no clock parameter yet: it ages orders by `time.time()` (an order creat
 before an audit snapshot may postdate it and is not "lost"), and `OrderRecord.created` defaults to
 `time.time()`. Measured in wall seconds, an order placed between an audit's snapshot and its delivery
 (the snapshot goes gateway -> guarantor -> order book, so the grid can place in between) is only not
-"lost" because the replay is fast; on a slow machine it would draw status queries. So while the
+"lost" because the replay is fast: with 5 wall seconds between the two (a paused process, or a wall
+clock that jumps) it draws status queries, and a backfill would start from `created` read as exchange
+time (tests/unit/test_backtest.py shifts the wall clock and compares). So while the
 pipeline delivers messages (`run`), `actors.orderbook`'s `time` and `OrderRecord`'s default factory
 read the simulated clock; both are restored when `run` returns (nothing outside a delivery sees it).
 The clean fix is a `clock` parameter on OrderBook used for `created` and the cutoff, as RiskBook has.
