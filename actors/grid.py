@@ -23,6 +23,9 @@ from messages.lifecycle import ModeChanged, Rebuild, Reconciled, StatusReport, S
 from messages.types import ZERO, MarketRules, Mode, OrderState, Origin, Side, client_order_id
 
 
+_NO_LEVEL_BELOW, _NO_LEVEL_ABOVE = Decimal("-Infinity"), Decimal("Infinity")
+
+
 def level_prices(anchor: Decimal, levels: int, spacing: str, pct: Decimal, rules: MarketRules,
                  min_ticks: int = 1) -> dict[int, Decimal] | None:
     """Prices of a neutral grid's levels -N..N (see grid_levels.grid_prices)."""
@@ -84,6 +87,7 @@ class Grid:
         self.counters = CounterRetries(self.cfg.counter_retry_limit, self.cfg.counter_retry_initial_s,
                                        self.cfg.counter_retry_max_s)
         self.emergency = ""
+        self._band: tuple[Decimal, Decimal] | None = None   # the mid's gap between two levels, last computed
 
     # -- persistence -----------------------------------------------------------------------------
     def _put(self, **values) -> None:
@@ -134,6 +138,9 @@ class Grid:
     # -- the pure core ---------------------------------------------------------------------------
     def recompute(self) -> list:
         """Only from a consistent view: the position and the fills that made it (same journal version)."""
+        self._band = None
+        if self.blocked:
+            self.blocked = {lv: t for lv, t in self.blocked.items() if t > self.now_ms}
         if self.mode is not Mode.TRADING or self.rules is None or self.version < 0:
             return []
         if self.version // 1000 != self.fills_version:
@@ -169,7 +176,19 @@ class Grid:
         if specs:
             self.intents_sent += len(specs)
             out.append(Out("risk", OrderIntents(tuple(specs), self.version, Origin.GRID)))
+        if self.mid is not None:
+            below = [p for p in self.prices.values() if p < self.mid]
+            above = [p for p in self.prices.values() if p > self.mid]
+            self._band = (max(below, default=_NO_LEVEL_BELOW), min(above, default=_NO_LEVEL_ABOVE))
         return out
+
+    def _unchanged_by(self, mid: Decimal) -> bool:
+        """A tick that stays between the same two levels changes nothing the grid wants, unless a
+        refused level or a failed counter-order is waiting for its time to come."""
+        band = self._band
+        if band is None or not band[0] < mid < band[1] or self.blocked:
+            return False            # a level refused by a limit is asked again once its pause is over
+        return not self.counters.retry_at      # a failed counter-order waits for its retry time
 
     def _cancel_strays(self, target: dict[int, Side]) -> list:
         """Working orders the grid no longer wants (another epoch's price, the wrong side, the empty
@@ -227,6 +246,8 @@ class Grid:
         self.mid, self.now_ms = msg.mid, max(self.now_ms, msg.time_ms)
         self.volatility.observe(msg.mid, msg.time_ms)
         self._trail(msg.mid, msg.time_ms)
+        if self.prices is not None and self._unchanged_by(msg.mid):
+            return []
         return self.recompute()
 
     def _trail(self, mid: Decimal, now_ms: int) -> None:
@@ -282,6 +303,7 @@ class Grid:
         return [Out(SUPERVISOR, EmergencyStop(self.emergency, self.cfg.emergency_flatten, "grid"))]
 
     def on_refused(self, msg: IntentsRefused) -> list:
+        self._band = None                   # a level came free: the next tick must look again
         out = []
         for r in msg.refusals:
             if r.level is not None and self.working.get(r.level) == r.client_id:

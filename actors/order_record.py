@@ -4,8 +4,7 @@ status queries are repeated a bounded number of times before the order is left t
 (lost-order detection with bounded retries, as Hummingbot and Nautilus do)."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from loguru import logger
@@ -48,7 +47,7 @@ class OrderRecord:
     state: OrderState = OrderState.INTENT
     exchange_id: str | None = None
     filled: Decimal = ZERO
-    created: float = field(default_factory=time.time)
+    created: float = 0.0              # the order book's clock when it took the order
     reason: str = ""                  # why it was rejected, for whoever retries it
     illegal: int = 0                  # moves the state machine refused (a bug if ever non-zero)
 

@@ -8,6 +8,7 @@ status query, never guessed (C-6, B-2.3).
 from __future__ import annotations
 
 import time
+from collections import deque
 from decimal import Decimal
 
 from loguru import logger
@@ -46,13 +47,15 @@ from messages.types import ZERO, FillSource, MarketRules, Mode, OrderState, Orig
 ORDER_SUBSCRIBERS = ("grid", "risk", "balance")
 _FLUSH, _QUERY, _WATCH = "flush", "query", "watch"
 _LOST_GRACE_S = 5.0
+_KEEP_ENDED = 2000
 
 
 class OrderBook:
     def __init__(self, journal: Journal | None, batch_window_ms: int, batch_max: int, query_delay_s: float,
                  backfill_margin_ms: int, answer_timeout_s: float = 20.0, max_queries: int = 5,
-                 fast_window_ms: int = 5, fast_move_pct: Decimal = Decimal("0.2")):
+                 fast_window_ms: int = 5, fast_move_pct: Decimal = Decimal("0.2"), clock=time.time):
         self.journal = journal
+        self.clock = clock          # wall clock live; a backtest gives its simulated one
         self.window = BatchWindow(batch_window_ms, fast_window_ms, fast_move_pct)
         self.batch_max = batch_max
         self.query_delay_s = query_delay_s
@@ -69,6 +72,7 @@ class OrderBook:
         self.accepting = True
         self._batch = 0
         self.watchdog = Watchdog(answer_timeout_s, max_queries)
+        self._ended: deque[str] = deque()
         self.counters = {"placed": 0, "rejected": 0, "unknown": 0, "cancelled": 0, "filled": 0,
                          "late_fills": 0, "foreign_fills": 0, "status_queries": 0}
 
@@ -79,11 +83,24 @@ class OrderBook:
 
     def _changed(self, records) -> list:
         self._save(records)
+        self._forget_ended(r for r in records if r.state.terminal)
         out = [Out(ORDER_SUBSCRIBERS, OrdersChanged(tuple(r.update() for r in records)))] if records else []
         if self.clearing and not self.live():
             self.clearing = False
             out.append(Out(SUPERVISOR, OrdersCleared(0)))
         return out
+
+    def _forget_ended(self, ended) -> None:
+        """Ended orders stay in memory for a while (a late fill still finds its order), then only in
+        the journal: the book's size is bounded by the live orders, not by every order ever placed."""
+        for rec in ended:
+            self._ended.append(rec.spec.client_id)
+        while len(self._ended) > _KEEP_ENDED:
+            cid = self._ended.popleft()
+            rec = self.orders.get(cid)
+            if rec is not None and rec.state.terminal:
+                del self.orders[cid]
+                self.by_exchange_id.pop(rec.exchange_id or "", None)
 
     def live(self) -> list[OrderRecord]:
         return [r for r in self.orders.values() if r.state in LIVE]
@@ -115,7 +132,7 @@ class OrderBook:
         for spec in msg.orders:
             if spec.client_id in self.orders:
                 continue            # the same deterministic id again: already ours, never twice
-            rec = OrderRecord(spec)
+            rec = OrderRecord(spec, created=self.clock())
             self.orders[spec.client_id] = rec
             if not self.accepting and spec.origin is Origin.GRID:
                 rec.move(OrderState.REJECTED, "the order book is not accepting grid orders")
@@ -327,7 +344,7 @@ class OrderBook:
         margin call), filled (its fills are fetched through the guarantor), or never there. Orders
         younger than the grace period may simply postdate the snapshot."""
         on_exchange = {o.client_id for o in msg.state.open_orders if o.client_id}
-        cutoff = time.time() - _LOST_GRACE_S
+        cutoff = self.clock() - _LOST_GRACE_S
         missing = [cid for cid, r in self.orders.items()
                    if r.state in (OrderState.OPEN, OrderState.PARTIALLY_FILLED) and cid not in on_exchange
                    and r.created < cutoff and cid not in self.to_query]
@@ -345,6 +362,7 @@ class OrderBook:
         journaled = {r["client_id"]: r for r in self.journal.orders()} if self.journal else {}
         filled = self.journal.filled_by_client_id() if self.journal else {}
         self.orders.clear()
+        self._ended.clear()
         self.by_exchange_id.clear()
         self.pending.clear()
         self.clearing = False
@@ -355,7 +373,7 @@ class OrderBook:
                 continue                # not ours: never touch a user's own orders
             spec = OrderSpec(report.client_id, report.symbol, report.side, report.price, report.size,
                              Origin(row["origin"]), row["level"], row["position_version"], report.reduce_only)
-            rec = OrderRecord(spec, report.state, report.exchange_order_id, report.filled)
+            rec = OrderRecord(spec, report.state, report.exchange_order_id, report.filled, self.clock())
             self.orders[spec.client_id] = rec
             self.by_exchange_id[report.exchange_order_id or ""] = spec.client_id
             on_exchange.add(spec.client_id)
@@ -383,7 +401,7 @@ class OrderBook:
         live = self.live()
         data = {"open_orders": len(live), "orders": len(self.orders), **self.counters,
                 "refused_by_rules": dict(self.rule_refusals), "unresolved": len(self.watchdog.gave_up),
-                "oldest_pending_s": round(max((time.time() - r.created for r in self.orders.values()
+                "oldest_pending_s": round(max((self.clock() - r.created for r in self.orders.values()
                                                if r.state in UNANSWERED), default=0.0), 3),
                 "illegal_moves": sum(r.illegal for r in self.orders.values()),
                 "by_state": {s.value: sum(1 for r in self.orders.values() if r.state is s) for s in OrderState}}

@@ -22,6 +22,7 @@ from messages.types import ZERO
 
 POSITION_SUBSCRIBERS = ("grid", "risk", "balance")
 _RECENT = 20_000
+_RECENT_KEEP_MS = 600_000
 
 
 class Ledger:
@@ -123,6 +124,8 @@ class Ledger:
         self.exchange_open_orders = len(state.open_orders)
         if state.mid is not None:
             self.mark = state.mid
+        while self._recent and self._recent[0][0] < state.time_ms - _RECENT_KEEP_MS:
+            self._recent.popleft()          # long settled: no later snapshot will be older than this
         later = sum((s for t, s in self._recent if t > state.time_ms), ZERO)
         drift = state.position.size - (self.position - later)
         self.last_drift = drift

@@ -123,7 +123,7 @@ class PaperExchange(Exchange):
     def snapshot(self, fills_since_ms: int | None = None) -> VenueState:
         s, engine = self.settings, self._engine
         rules = s.rules
-        open_orders = tuple(_order_report(o) for o in engine.open_orders(s.account, s.symbol)) + tuple(
+        open_orders = tuple(_order_report(o) for o in engine.open_orders(s.account, s.symbol, copy=False)) + tuple(
             _stop_report(stop, s.symbol) for stop in self._stops.orders.values())
         fills = () if fills_since_ms is None else tuple(self.fills_since(fills_since_ms))
         balances = engine.balances(s.account)

@@ -157,11 +157,13 @@ class MatchingEngine:
         order = self._find(account, oid, client_id)
         return replace(order) if order is not None else None
 
-    def open_orders(self, account: str, symbol: str | None = None) -> list[EngineOrder]:
+    def open_orders(self, account: str, symbol: str | None = None, copy: bool = True) -> list[EngineOrder]:
+        """Copies by default; `copy=False` hands out the live records, for callers that only read them
+        at once (a venue building its snapshot)."""
         by_symbol = self._open.get(account, {})
         symbols = [symbol] if symbol is not None else list(by_symbol)
-        orders = [o for s in symbols for o in by_symbol.get(s, {}).values()]
-        return [replace(o) for o in sorted(orders, key=lambda o: o.oid)]
+        orders = sorted((o for s in symbols for o in by_symbol.get(s, {}).values()), key=lambda o: o.oid)
+        return [replace(o) for o in orders] if copy else orders
 
     def fills(self, account: str, since_ms: int | None = None, until_ms: int | None = None,
               limit: int | None = None) -> list[EngineFill]:

@@ -10,32 +10,21 @@ repeatable. The state classes built here through each actor class's `make_state`
 It stands in for the supervisor only where a backtest needs it: the first rebuild, the trading mode,
 and an emergency stop (cancel everything, flatten if asked).
 
-Wall-clock time is kept out of every decision: the risk and balance books take a clock and get the
-simulated one; the venue's pacing clock is the simulated one (the pipeline never pumps it). The order
-book has no clock parameter yet: it ages orders by `time.time()` (an order created less than 5 s
-before an audit snapshot may postdate it and is not "lost"), and `OrderRecord.created` defaults to
-`time.time()`. Measured in wall seconds, an order placed between an audit's snapshot and its delivery
-(the snapshot goes gateway -> guarantor -> order book, so the grid can place in between) is only not
-"lost" because the replay is fast: with 5 wall seconds between the two (a paused process, or a wall
-clock that jumps) it draws status queries, and a backfill would start from `created` read as exchange
-time (tests/unit/test_backtest.py shifts the wall clock and compares). So while the
-pipeline delivers messages (`run`), `actors.orderbook`'s `time` and `OrderRecord`'s default factory
-read the simulated clock; both are restored when `run` returns (nothing outside a delivery sees it).
-The clean fix is a `clock` parameter on OrderBook used for `created` and the cutoff, as RiskBook has.
-The journal is opened without fsync: a backtest's state directory is scratch.
+Wall-clock time is kept out of every decision: the order book, the risk and the balance books take a
+clock and get the simulated one (the order book ages orders by it: an order younger than 5 s at an
+audit is not "lost", and its creation time starts a backfill); the venue's pacing clock is the
+simulated one (the pipeline never pumps it). The journal is opened without fsync: a backtest's state
+directory is scratch.
 """
 from __future__ import annotations
 
 import heapq
 import importlib
-import time as _time
 from collections import deque
 from itertools import count
 from types import SimpleNamespace
 
-import actors.orderbook as _orderbook_module
 from actors.gateway import Gateway
-from actors.order_record import OrderRecord
 from actors.outbox import REPLY, SUPERVISOR, After, Out
 from actors.roster import ACTOR_CLASSES, REBUILT
 from adapters.factory import paper_settings
@@ -49,26 +38,6 @@ from messages.types import Mode
 __all__ = ["Pipeline", "BacktestVenue"]
 
 _IMMEDIATE_S = 0.05         # timers this short (batch windows) fire as soon as the cascade ends
-
-
-class _SimulatedTime:
-    """The `time` module as `actors.orderbook` sees it during a delivery: `time()` is simulated."""
-
-    def __init__(self, clock):
-        self.time = clock
-
-    def __getattr__(self, name):
-        return getattr(_time, name)
-
-
-def _created_cell():
-    """The closure cell of OrderRecord's generated __init__ that holds `created`'s default factory."""
-    init = OrderRecord.__init__
-    names = init.__code__.co_freevars
-    return init.__closure__[names.index("_dflt_created")] if "_dflt_created" in names else None
-
-
-_CREATED_CELL = _created_cell()
 
 
 class BacktestVenue(PaperExchange):
@@ -108,7 +77,6 @@ class Pipeline:
         self.emergencies: list[EmergencyStop] = []
         self.observers: list = []       # called as f(role, msg) for every message delivered
         self.delivered = 0              # messages handled by a state class
-        self._sim_time = _SimulatedTime(self._clock_s)
 
     @property
     def now_ms(self) -> int:
@@ -135,19 +103,8 @@ class Pipeline:
 
     def run(self) -> None:
         """Deliver until every mailbox is empty; timers of 50 ms or less fire when the cascade ends,
-        longer ones when the simulated clock has reached them. The order book reads the simulated
-        clock meanwhile (see the module's docstring)."""
-        saved_time = _orderbook_module.time
-        _orderbook_module.time = self._sim_time
-        if _CREATED_CELL is not None:
-            saved_factory = _CREATED_CELL.cell_contents
-            _CREATED_CELL.cell_contents = self._clock_s
-        try:
-            self._deliver()
-        finally:
-            _orderbook_module.time = saved_time
-            if _CREATED_CELL is not None:
-                _CREATED_CELL.cell_contents = saved_factory
+        longer ones when the simulated clock has reached them."""
+        self._deliver()
 
     def _deliver(self) -> None:
         queue, routes, states, emit, observers = self.queue, self.routes, self.states, self._emit, self.observers
