@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     chaos.add_argument("--out", help="write the JSON report here too")
     bench = sub.add_parser("bench", help="measure latency, recovery, request weight, fsync, memory, backtest speed")
     bench.add_argument("--out", help="write the JSON here too")
-    bench.add_argument("--parts", default=",".join(("multiproc", "simple", "wick", "steady", "fsync", "backtest")),
+    bench.add_argument("--parts", default="multiproc,simple,inprocess,wick,steady,fsync,backtest",
                        help="comma-separated subset of the measurements")
     backtest = sub.add_parser("backtest", help="replay a candle CSV through the bot on the paper venue")
     from sim.backtest.cli import add_parser_arguments

@@ -28,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 JANUARY = REPO.parent / "shared" / "data" / "btc-perp-2022-01-1m.csv"
-PARTS = ("multiproc", "simple", "wick", "steady", "fsync", "backtest")
+PARTS = ("multiproc", "simple", "inprocess", "wick", "steady", "fsync", "backtest")
 
 
 def _wait(predicate, seconds: float, what: str, poll: float = 0.02):
@@ -152,6 +152,22 @@ dead_man_s = 60.0""")
         venue.close()
 
 
+def part_inprocess(candles: int = 5000) -> dict:
+    """The same path with no transport at all: the state classes on one queue (sim/backtest's
+    pipeline), journal fsync kept, the first `candles` of January; the gateway's own samples."""
+    from sim.backtest.pipeline import Pipeline
+    state = Path(tempfile.mkdtemp(prefix="gridbot-bench-ip-")) / "state"
+    bot = Pipeline(_paper_config(state).with_overrides(timing={"audit_interval_s": 3600.0}), durable=True)
+    bot.start()
+    walked = 0
+    while walked < candles and bot.step(1):
+        walked += 1
+    result = {"fill_to_order_ms": bot.states["gateway"].on_status(
+        __import__("types").SimpleNamespace(request_id=0))[0].msg.data["fill_to_order_ms"], "candles": walked}
+    bot.close()
+    return result
+
+
 def part_fsync(count: int = 500) -> dict:
     from adapters.journal import Journal
     from messages.reports import FillReport
@@ -188,6 +204,8 @@ def run_part(name: str) -> dict:
         return part_hyperliquid(name)
     if name == "fsync":
         return part_fsync()
+    if name == "inprocess":
+        return part_inprocess()
     if name == "backtest":
         return part_backtest()
     raise ValueError(name)

@@ -60,8 +60,10 @@ class BacktestVenue(PaperExchange):
 
 
 class Pipeline:
-    def __init__(self, config):
+    def __init__(self, config, durable: bool = False):
+        """`durable`: keep the journal's fsync (a benchmark of the live path); a backtest drops it."""
         self.config = config
+        self.durable = durable
         wire = Wire((), config, None)
         self.exchange = BacktestVenue(paper_settings(config, persist=False), clock=self._clock_s)
         classes = {role: _actor_class(path) for role, path in ACTOR_CLASSES.items()}
@@ -94,7 +96,7 @@ class Pipeline:
             if callable(getattr(state, "clock", None)):
                 state.clock = self._clock_s
             journal = getattr(state, "journal", None)
-            if isinstance(journal, Journal):
+            if isinstance(journal, Journal) and not self.durable:
                 journal._db.execute("PRAGMA synchronous=OFF")
 
     # -- delivery --------------------------------------------------------------------------------
