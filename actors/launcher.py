@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors import hardening
-from actors.lifeline import proc_stat, process_tree
+from actors.lifeline import proc_stat, process_tree, start_time
 from actors.shell import mark_launcher
 from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
@@ -143,6 +143,44 @@ def reap_children(timeout: float = 10.0) -> int:
         threading.Event().wait(0.05)
 
 
+_PROCESSES = "processes.json"
+
+
+def record_processes(state: Path) -> None:
+    """The Thespian admin and its helpers run in their own session: if this launcher is killed before
+    the supervisor's lifeline runs (during startup), nothing else would stop them. Their pids and
+    start times go into the state dir at once, so the next start can."""
+    children = process_tree().get(os.getpid(), [])
+    (state / _PROCESSES).write_text(json.dumps([[pid, start_time(pid)] for pid in children]))
+
+
+def reap_stale(state: Path) -> int:
+    """Kill what a previous launcher of this state dir left running (same pid and start time, so a
+    recycled pid is never hit), with every descendant. Returns how many processes were killed."""
+    try:
+        recorded = json.loads((state / _PROCESSES).read_text())
+    except (OSError, ValueError):
+        return 0
+    tree, killed = process_tree(), 0
+    for pid, started in recorded:
+        if started is None or start_time(pid) != started:
+            continue
+        family, todo = [], [pid]
+        while todo:
+            p = todo.pop()
+            family.append(p)
+            todo += tree.get(p, [])
+        for p in family:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    if killed:
+        print(f"gridbot: stopped {killed} processes a previous run of this bot left behind", file=sys.stderr)
+    return killed
+
+
 def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
     """Start the actor system and the supervisor; returns (system, supervisor address, admin port,
     supervisor pid)."""
@@ -158,8 +196,11 @@ def start_system(config: schema.BotConfig, base: str = "multiprocTCPBase"):
         become_subreaper()
     port = config.bot.admin_port or free_port()
     capabilities = {"Admin Port": port} if base.startswith("multiproc") else {}
+    reap_stale(state)
     system = ActorSystem(base, capabilities, logDefs=thespian_log_defs(state),
                          transientUnique=not base.startswith("multiproc"))
+    if base.startswith("multiproc"):
+        record_processes(state)
     try:
         supervisor, pid = start_supervisor(system, config, port)
     except RuntimeError:

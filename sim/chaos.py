@@ -50,6 +50,7 @@ class Chaos:
         self.url = ""
         self.doubled_levels = 0
         self.bot_starts = 0
+        self.leftovers = 0
 
     # -- processes -------------------------------------------------------------------------------
     def start_sim(self) -> None:
@@ -169,7 +170,10 @@ restart_limit = 30
         elif kind == "bot_sigkill":
             os.killpg(self.bot.pid, signal.SIGKILL)       # kill -9 of `gridbot run`: the rest follows it
             self.bot.wait(10)
-            self._wait(lambda: not _processes_with(str(self.config)), 15, "every old bot process gone")
+            try:
+                self._wait(lambda: not _processes_with(str(self.config)), 15, "every old bot process gone")
+            except ChaosError:
+                self.leftovers += 1          # the next launcher stops them (actors/launcher.reap_stale)
             self.start_bot()
 
     def run(self, faults: int) -> dict:
@@ -215,7 +219,8 @@ restart_limit = 30
             "position_matches": position == self.exchange_position(),
             "open_orders_after_halt": len(self.open_order_prices()),
             "doubled_levels_seen": self.doubled_levels, "restarts": status.get("restarts"),
-            "bot_starts": self.bot_starts, "wall_seconds": round(time.monotonic() - started, 1),
+            "bot_starts": self.bot_starts, "kills_that_left_processes": self.leftovers,
+            "wall_seconds": round(time.monotonic() - started, 1),
         }
         report["position_mismatches"] = 0 if report["position_matches"] else 1
         report["orphan_orders"] = report["open_orders_after_halt"]
