@@ -19,7 +19,9 @@ from messages.lifecycle import Rebuild, Reconciled, StatusReport, StatusRequest
 from messages.reports import FillReport
 from messages.types import FillSource
 
-FILL_SUBSCRIBERS = ("position", "orderbook", "balance", "risk", "grid")
+# Sent in this order: the ledger and risk first, then the grid (the counter-order's critical path),
+# then the order book and balances, which only account.
+FILL_SUBSCRIBERS = ("position", "risk", "grid", "orderbook", "balance")
 _AUDIT = "audit"
 _AUDIT_SOON = "audit-soon"
 _STREAM_GAP_SOURCES = (FillSource.REST, FillSource.BACKFILL, FillSource.STATUS)

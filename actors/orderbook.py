@@ -152,7 +152,7 @@ class OrderBook:
             live += 1
         self._save(fresh)           # write-ahead: journaled before it can be sent
         out = self._changed(refused)
-        if len(self.pending) >= self.batch_max:
+        if len(self.pending) >= self.batch_max or (self.pending and self.window.seconds <= 0):
             return out + self.flush()
         if self.pending and not self.flush_scheduled:
             self.flush_scheduled = True

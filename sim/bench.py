@@ -128,6 +128,7 @@ dead_man_s = 60.0""")
         text = text.replace("spacing_pct = 0.1", "spacing_pct = 0.02").replace("max_position = 0.05",
                                                                                  "max_position = 1")
         text = text.replace("max_open_orders = 30", "max_open_orders = 200")
+        text = text.replace("audit_interval_s = 5.0", "audit_interval_s = 30.0")     # the default cadence
         venue.config.write_text(text)
         venue.start_bot()
         _wait(lambda: len(venue.open_order_prices()) >= 2 * levels, 90, "the whole grid resting", 0.2)
