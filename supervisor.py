@@ -19,6 +19,7 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 
 from actors import hardening  # noqa: F401 - patches Thespian before any actor process forks
 from actors.lifeline import Lifeline
+from actors.operator import OperatorCommands
 from actors.roster import ACTOR_CLASSES, REBUILT, ROLES, Roster, StatusFanIn
 from actors.shell import configure_logging, die_with_parent, in_own_process
 from adapters.journal import Journal
@@ -26,7 +27,6 @@ from messages.commands import DisarmDeadMan, EmergencyStop, RequestCancels, Requ
 from messages.events import ExchangeError, ExchangeSnapshot, OrdersCleared
 from messages.lifecycle import (
     AdminShutdown,
-    FaultProbe,
     InjectFault,
     Flatten,
     Halt,
@@ -50,7 +50,7 @@ _FINAL_AUDIT_ID = 10**9
 _LIFELINE_S = 0.5
 
 
-class Supervisor(Actor):
+class Supervisor(OperatorCommands, Actor):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         if in_own_process():
@@ -198,63 +198,6 @@ class Supervisor(Actor):
             self._set_mode(Mode.RECONCILING, f"{role} restarting")
         self._after(delay, ("restart", role))
 
-    def on_emergency(self, msg: EmergencyStop, sender) -> None:
-        """Stop the grid for good in this run (B-1.2, kill switch, SL/TP): cancel every order, say why
-        in status, and close the position if asked. Only an operator brings it back."""
-        if self.mode is Mode.STOPPING or self.emergency:
-            return
-        self.emergency = f"{msg.source}: {msg.reason}" if msg.source else msg.reason
-        self.halted, self.stopped_mode = True, Mode.EMERGENCY
-        logger.error("EMERGENCY STOP: {}", self.emergency)
-        self.journal.log_event("emergency", self.emergency)
-        self._set_mode(Mode.EMERGENCY, self.emergency)
-        self._send("orderbook", RequestCancels(all_orders=True, reason=f"emergency stop: {msg.reason}"))
-        if msg.flatten:
-            self._send("risk", Flatten(msg.reason))
-
-    # -- remote admin ----------------------------------------------------------------------------
-    def _answer(self, sender, command: str, reason: str, outcome: str, ok: bool = True) -> None:
-        """Every admin command and its outcome is journaled, and answered with the mode it left."""
-        self.journal.log_event("admin", f"{command} ({reason or 'no reason given'}): {outcome}")
-        logger.info("admin {}: {}", command, outcome)
-        self.send(sender, StatusReport("supervisor", 0, {"ok": ok, "command": command, "outcome": outcome,
-                                                         "mode": self.mode.value, "reason": self.reason}))
-
-    def on_halt(self, msg: Halt, sender) -> None:
-        if self.mode is Mode.STOPPING or self.roster is None:
-            return self._answer(sender, "halt", msg.reason, f"refused: the bot is {self.mode.value}", False)
-        self.halted, self.stopped_mode = True, (Mode.EMERGENCY if self.emergency else Mode.HALTED)
-        if self.mode is not Mode.EMERGENCY:
-            self._set_mode(Mode.HALTED, f"halted by admin: {msg.reason}".strip(": "))
-        self.shutdown_phase = "halting"
-        self._send("orderbook", RequestCancels(all_orders=True, reason="halted by admin"))
-        self._answer(sender, "halt", msg.reason, "halted: cancelling every order, placing nothing")
-
-    def on_resume(self, msg: Resume, sender) -> None:
-        if self.mode not in (Mode.HALTED, Mode.EMERGENCY) or self.roster is None:
-            return self._answer(sender, "resume", msg.reason, f"refused: the bot is {self.mode.value}", False)
-        self.halted, self.stopped_mode, self.emergency = False, Mode.HALTED, ""
-        self.shutdown_phase = ""
-        self.reason = f"resumed by admin: {msg.reason}".strip(": ")
-        self._reconcile()           # rebuilt from the exchange before anything is placed again
-        self._answer(sender, "resume", msg.reason, "reconciling with the exchange, then trading")
-
-    def on_flatten(self, msg: Flatten, sender) -> None:
-        if self.mode is Mode.STOPPING or self.roster is None:
-            return self._answer(sender, "flatten", msg.reason, f"refused: the bot is {self.mode.value}", False)
-        self.halted, self.stopped_mode = True, (Mode.EMERGENCY if self.emergency else Mode.HALTED)
-        if self.mode is not Mode.EMERGENCY:
-            self._set_mode(Mode.HALTED, f"flattening by admin: {msg.reason}".strip(": "))
-        self._send("orderbook", RequestCancels(all_orders=True, reason="flatten by admin"))
-        self._send("risk", Flatten(msg.reason or "admin"))
-        self._answer(sender, "flatten", msg.reason, "halted; closing the position with reduce-only orders")
-
-    def on_admin_shutdown(self, msg: AdminShutdown, sender) -> None:
-        """The launcher owns the shutdown (it writes the summary and reaps every process): it sees this
-        flag in its next status poll and stops the bot as Ctrl-C would."""
-        self.shutdown_requested = msg.reason or "admin"
-        self._answer(sender, "shutdown", msg.reason, "the launcher stops the bot within a second")
-
     def _restart(self, role: str) -> None:
         if self.mode is Mode.STOPPING or self.roster.members[role].address is not None:
             return
@@ -299,13 +242,6 @@ class Supervisor(Actor):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-    def on_inject(self, msg: InjectFault, sender) -> None:
-        member = self.roster.members.get(msg.role) if self.roster else None
-        if member is None or member.address is None:
-            return self._answer(sender, "inject", msg.kind, f"refused: no live actor {msg.role}", False)
-        self.send(member.address, ActorExitRequest() if msg.kind == "exit" else FaultProbe(msg.kind))
-        self._answer(sender, "inject", f"{msg.kind} {msg.role}", "delivered")
 
     def _check_lifeline(self) -> None:
         if self.lifeline.launcher_alive():
