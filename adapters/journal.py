@@ -149,8 +149,22 @@ class Journal:
         return {r[0]: r[1] for r in self._db.execute("SELECT source, time_ms FROM watermarks")}
 
     # -- orders (writer: OrderBookActor) ---------------------------------------------------------
-    def save_orders(self, rows: Iterable[dict]) -> None:
+    def save_orders(self, rows: Iterable[dict], durable: bool = True) -> None:
+        """`durable=False` skips the fsync for a change recovery does not depend on (still safe against
+        a crash of the process; only a power cut can lose it)."""
         now = time.time()
+        level = None
+        if not durable:
+            level = self._db.execute("PRAGMA synchronous").fetchone()[0]
+            if level > 1:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._upsert_orders(rows, now)
+        finally:
+            if level is not None and level > 1:
+                self._db.execute(f"PRAGMA synchronous={level}")
+
+    def _upsert_orders(self, rows: Iterable[dict], now: float) -> None:
         with self._db:
             self._db.executemany(
                 "INSERT INTO orders (client_id, exchange_order_id, symbol, side, price, size, filled, "

@@ -226,3 +226,13 @@ def test_spot_fee_in_the_base_asset_is_not_held_and_fees_add_up_in_quote():
     ledger.on_fills(FillsRecorded(2, (sell,)))
     assert ledger.position == 0
     assert ledger.fees == D("0.04") + D("0.000001") * D("40000")  # 0.08 USDT, not 0.040001
+
+
+def test_journal_order_save_without_fsync_keeps_the_connection_durable_afterwards(tmp_path):
+    journal = Journal(tmp_path / "journal.db")
+    journal.save_orders([{"client_id": "c", "exchange_order_id": None, "symbol": "BTC", "side": "buy",
+                          "price": "1", "size": "1", "filled": "0", "state": "submitted", "origin": "grid",
+                          "level": 0, "position_version": 0}], durable=False)
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2      # FULL again for the fills
+    assert [r["state"] for r in journal.orders()] == ["submitted"]
+    journal.close()

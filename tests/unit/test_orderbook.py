@@ -106,10 +106,10 @@ class SpyJournal(Journal):
         super().__init__(path)
         self.log = log
 
-    def save_orders(self, rows):
+    def save_orders(self, rows, durable=True):
         rows = list(rows)
         self.log.extend(("journal", r["client_id"], r["state"]) for r in rows)
-        super().save_orders(rows)
+        super().save_orders(rows, durable)
 
 
 def test_m5_intent_is_journaled_before_place_orders_goes_out(tmp_path):
