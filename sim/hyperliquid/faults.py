@@ -31,53 +31,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim import fault_spec
+from sim.fault_spec import seconds
+
 __all__ = ["Faults", "parse_spec", "ONE_SHOTS", "AnswerServerError"]
 
 
 class AnswerServerError(Exception):
     """Raised inside a request by a fault: keep what the venue did, answer HTTP 500."""
 
+
 ONE_SHOTS = ("drop_ws", "fire_scheduled_cancel", "restart")
 _COUNTERS = ("http_429", "exchange_5xx", "delay_ms", "exchange_delay_ms", "reject_orders", "cancel_fills")
 _FLAGS = ("dup_fills", "reorder_fills", "partial_fills")
-_TRUE = {"1", "true", "on", "yes"}
-_FALSE = {"0", "false", "off", "no"}
 
 
 def parse_spec(spec: str) -> list[tuple[str, object]]:
     """The spec as (name, value) items, validated; one-shots have value True."""
-    items: list[tuple[str, object]] = []
-    for raw in (spec or "").split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        name, _, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if name in ONE_SHOTS or name == "clear":
-            if value:
-                raise ValueError(f"fault {name!r} takes no value")
-            items.append((name, True))
-        elif name in _COUNTERS:
-            if not value.isdigit():
-                raise ValueError(f"fault {name!r} needs a whole number, got {value!r}")
-            items.append((name, int(value)))
-        elif name == "ws_silence":
-            try:
-                seconds = float(value)
-            except ValueError:
-                raise ValueError(f"fault 'ws_silence' needs seconds, got {value!r}") from None
-            if not seconds >= 0:
-                raise ValueError(f"fault 'ws_silence' needs seconds >= 0, got {value!r}")
-            items.append((name, seconds))
-        elif name in _FLAGS:
-            text = value.lower() or "1"
-            if text not in _TRUE | _FALSE:
-                raise ValueError(f"fault {name!r} needs 0 or 1, got {value!r}")
-            items.append((name, text in _TRUE))
-        else:
-            raise ValueError(f"unknown fault {name!r} (known: {', '.join(ONE_SHOTS + _COUNTERS + _FLAGS)}, "
-                             "ws_silence, clear)")
-    return items
+    return fault_spec.parse_spec(spec, ONE_SHOTS, _COUNTERS, _FLAGS, {"ws_silence": seconds})
 
 
 @dataclass
