@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from actors import hardening
-from actors.lifeline import proc_stat, process_tree, start_time
+from actors.lifeline import descendants, proc_stat, process_tree, start_time
 from actors.shell import mark_launcher
 from config import schema
 from messages.lifecycle import Shutdown, ShutdownComplete, Start, StatusReport, StatusRequest
@@ -161,16 +161,11 @@ def reap_stale(state: Path) -> int:
         recorded = json.loads((state / _PROCESSES).read_text())
     except (OSError, ValueError):
         return 0
-    tree, killed = process_tree(), 0
+    killed = 0
     for pid, started in recorded:
         if started is None or start_time(pid) != started:
             continue
-        family, todo = [], [pid]
-        while todo:
-            p = todo.pop()
-            family.append(p)
-            todo += tree.get(p, [])
-        for p in family:
+        for p in [pid] + descendants(pid):
             try:
                 os.kill(p, signal.SIGKILL)
                 killed += 1

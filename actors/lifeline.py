@@ -45,6 +45,24 @@ def descendants(root: int) -> list[int]:
     return out
 
 
+def processes_with_arg(text: str) -> list[int]:
+    """Pids of running (non-zombie) processes other than this one with `text` in their command line.
+    Every process of a bot is forked from its launcher, so each carries the launcher's arguments (a
+    unique state dir or config path), while an environment variable set at run time would not show."""
+    needle, me, found = text.encode(), os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        fields = proc_stat(entry.name)
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields and fields[0] != "Z" and needle in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
 class Lifeline:
     def __init__(self) -> None:
         text = os.environ.get(LAUNCHER_ENV, "")

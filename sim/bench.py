@@ -68,13 +68,8 @@ def _vm_hwm_kb(pid: int) -> int:
 
 
 def _tree(root: int) -> list[int]:
-    from actors.lifeline import process_tree
-    tree, out, todo = process_tree(), [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo += tree.get(pid, [])
-    return out
+    from actors.lifeline import descendants
+    return [root] + descendants(root)
 
 
 # -- parts (each in its own process) --------------------------------------------------------------
@@ -108,7 +103,8 @@ def part_paper(base: str, seconds: float) -> dict:
             journal.close()
             result["recovery_s"] = round(back - killed, 3)
     finally:
-        launcher.stop_system(system) if hasattr(launcher, "stop_system") else system.shutdown()
+        system.shutdown()
+        launcher.reap_children(10)
     return result
 
 
@@ -123,13 +119,8 @@ def part_hyperliquid(kind: str) -> dict:
         levels = 40 if kind == "wick" else 5
         venue._write_config("hyperliquid", "BTC", f"""[hyperliquid]
 base_url = "{venue.url}"
-dead_man_s = 60.0""")
-        text = venue.config.read_text().replace("levels_per_side = 5", f"levels_per_side = {levels}")
-        text = text.replace("spacing_pct = 0.1", "spacing_pct = 0.02").replace("max_position = 0.05",
-                                                                                 "max_position = 1")
-        text = text.replace("max_open_orders = 30", "max_open_orders = 200")
-        text = text.replace("audit_interval_s = 5.0", "audit_interval_s = 30.0")     # the default cadence
-        venue.config.write_text(text)
+dead_man_s = 60.0""", levels=levels, spacing_pct=0.02, max_position=1, max_open_orders=200,
+                            audit_interval_s=30.0)     # the default audit cadence
         venue.start_bot()
         _wait(lambda: len(venue.open_order_prices()) >= 2 * levels, 90, "the whole grid resting", 0.2)
         before = venue.admin("status")["details"]["gateway"]
@@ -163,8 +154,7 @@ def part_inprocess(candles: int = 5000) -> dict:
     walked = 0
     while walked < candles and bot.step(1):
         walked += 1
-    result = {"fill_to_order_ms": bot.states["gateway"].on_status(
-        __import__("types").SimpleNamespace(request_id=0))[0].msg.data["fill_to_order_ms"], "candles": walked}
+    result = {"fill_to_order_ms": bot.status("gateway")["fill_to_order_ms"], "candles": walked}
     bot.close()
     return result
 

@@ -23,6 +23,8 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+from actors.lifeline import processes_with_arg
+
 REPO = Path(__file__).resolve().parents[1]
 VENUE_FAULTS = ("ws_drop", "ws_silence", "http_429", "exchange_5xx", "delay", "dup_fills", "reorder_fills",
                 "exchange_restart", "user_stream_lost")
@@ -70,7 +72,9 @@ class Chaos:
         self._wait(lambda: ready.exists() and json.loads(ready.read_text()).get("url"), 30, "the simulator")
         self.url = json.loads(ready.read_text())["url"]
 
-    def _write_config(self, exchange: str, symbol: str, venue_section: str) -> None:
+    def _write_config(self, exchange: str, symbol: str, venue_section: str, levels: int = 5,
+                      spacing_pct: float = 0.1, max_position: float = 0.05, max_open_orders: int = 30,
+                      audit_interval_s: float = 5.0) -> None:
         self.config.write_text(f"""[bot]
 id = "chaos"
 exchange = "{exchange}"
@@ -80,16 +84,16 @@ state_dir = "{self.state}"
 symbol = "{symbol}"
 
 [grid]
-levels_per_side = 5
-spacing_pct = 0.1
+levels_per_side = {levels}
+spacing_pct = {spacing_pct}
 order_size = 0.001
 
 [risk]
-max_position = 0.05
-max_open_orders = 30
+max_position = {max_position}
+max_open_orders = {max_open_orders}
 
 [timing]
-audit_interval_s = 5.0
+audit_interval_s = {audit_interval_s}
 heartbeat_timeout_s = 5.0
 restart_limit = 30
 
@@ -171,7 +175,7 @@ restart_limit = 30
             os.killpg(self.bot.pid, signal.SIGKILL)       # kill -9 of `gridbot run`: the rest follows it
             self.bot.wait(10)
             try:
-                self._wait(lambda: not _processes_with(str(self.config)), 15, "every old bot process gone")
+                self._wait(lambda: not processes_with_arg(str(self.config)), 15, "every old bot process gone")
             except ChaosError:
                 self.leftovers += 1          # the next launcher stops them (actors/launcher.reap_stale)
             self.start_bot()
@@ -356,22 +360,6 @@ reconnect_max_s = 1.0""")
     def exchange_position(self) -> Decimal:
         btc = self.control("state")["accounts"][self.KEY]["balances"].get("BTC", {"free": "0", "locked": "0"})
         return Decimal(btc["free"]) + Decimal(btc["locked"])
-
-
-def _processes_with(text: str) -> list[int]:
-    """Live processes whose command line holds `text` (every process of a bot carries its config path)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                continue
-            if text.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return found
 
 
 def _kill(pid: int) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from actors import launcher
+from actors.lifeline import processes_with_arg
 from config.schema import BotConfig
 from messages.lifecycle import StatusReport, StatusRequest
 
@@ -52,22 +53,9 @@ def wait_for(system, supervisor, predicate, deadline_s: float = 60, what: str = 
 
 
 def live_processes_with_arg(text: str) -> list[int]:
-    """Pids of running (non-zombie) processes with `text` in their command line. Every process of a
-    bot is forked from its launcher, so each carries the launcher's arguments (a unique state dir or
-    config path), while an environment variable set at run time would not show in /proc."""
-    needle = text.encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if state != "Z" and needle in cmdline:
-            found.append(int(entry.name))
-    return found
+    """Pids of running (non-zombie) processes with `text` in their command line (see
+    actors.lifeline.processes_with_arg)."""
+    return processes_with_arg(text)
 
 
 def stop(system) -> None:
