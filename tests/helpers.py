@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,6 +59,25 @@ def live_processes_with_arg(text: str) -> list[int]:
     """Pids of running (non-zombie) processes with `text` in their command line (see
     actors.lifeline.processes_with_arg)."""
     return processes_with_arg(text)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def gridbot_cli(*args: str, timeout: float = 60, cwd=None) -> subprocess.CompletedProcess:
+    """`gridbot ARGS` in a process of its own, as a user runs it."""
+    return subprocess.run([sys.executable, str(REPO / "supervisor.py"), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def admin_json(*args: str, tolerate: bool = False) -> dict | None:
+    """An admin command's --json answer, one command per process (Thespian keeps one system per
+    process). `tolerate`: None instead of a failure while the bot cannot answer (between supervisors)."""
+    proc = gridbot_cli(*args, "--json")
+    if tolerate and proc.returncode == 1:
+        return None
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
 
 
 def stop(system) -> None:

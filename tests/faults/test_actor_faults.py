@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import live_processes_with_arg, wait_until
+from tests.helpers import admin_json, live_processes_with_arg, wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.multiproc]
 REPO = Path(__file__).resolve().parents[2]
@@ -34,14 +34,7 @@ def start(tmp_path, extra: str = "") -> tuple[subprocess.Popen, Path]:
     return bot, state
 
 
-def gridbot(*args, tolerate: bool = False) -> dict | None:
-    """One admin command per process, as a user runs them (Thespian keeps one system per process)."""
-    proc = subprocess.run([sys.executable, str(REPO / "supervisor.py"), *args, "--json"], capture_output=True,
-                          text=True, timeout=60, env=ENV)
-    if tolerate and proc.returncode == 1:
-        return None                     # the bot is between supervisors: ask again
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout)
+gridbot = admin_json
 
 
 def status(state) -> dict:

@@ -16,7 +16,7 @@ from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
 from tests.faults.test_security import Exploit, _global, listening_sockets, sealed, send_raw, wire
-from tests.helpers import live_processes_with_arg, wait_until
+from tests.helpers import admin_json, live_processes_with_arg, wait_until
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.multiproc]
 REPO = Path(__file__).resolve().parents[2]
@@ -24,9 +24,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
 def status(state) -> dict | None:
-    proc = subprocess.run([sys.executable, str(REPO / "supervisor.py"), "status", "--state-dir", str(state),
-                           "--json"], capture_output=True, text=True, timeout=60, env=ENV)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    return admin_json("status", "--state-dir", str(state), tolerate=True)
 
 
 def test_running_bot_binds_loopback_and_refuses_crafted_frames(tmp_path):

@@ -13,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import live_processes_with_arg, wait_until
+from tests.helpers import gridbot_cli, live_processes_with_arg, wait_until
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.multiproc]
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(REPO)}
 
 
-def gridbot(*args, timeout=60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "supervisor.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+gridbot = gridbot_cli
 
 
 def status(state) -> dict:
@@ -33,6 +31,14 @@ def status(state) -> dict:
 
 def venue(state) -> dict:
     return json.loads((state / "paper_venue.pkl").read_text())["engine"]
+
+
+def venue_position(state) -> Decimal:
+    return Decimal(venue(state)["ledger"]["positions"].get("paper", {}).get("BTC", ["0"])[0])
+
+
+def venue_open_orders(state) -> int:
+    return sum(1 for o in venue(state)["orders"] if o[10] in ("open", "partially_filled"))
 
 
 def test_admin_commands_from_another_process(tmp_path):
@@ -72,9 +78,10 @@ def test_admin_commands_from_another_process(tmp_path):
 
         flatten = gridbot("flatten", "--state-dir", str(state), "--reason", "test flatten")
         assert flatten.returncode == 0, flatten.stderr
-        flat = wait_until(lambda: (lambda s: s if Decimal(s["exchange_position"] or 0) == 0 and
-                                   s["exchange_open_orders"] == 0 else None)(status(state)), 30, "flat")
-        assert flat["mode"] == "halted"
+        # The exchange's own book (the paper venue's file), not the bot's view of it, which waits for an audit
+        wait_until(lambda: venue_position(state) == 0 and venue_open_orders(state) == 0, 30, "flat on the exchange")
+        flat = status(state)
+        assert flat["mode"] == "halted" and Decimal(flat["position"]) == 0 and flat["open_orders"] == 0
 
         again = gridbot("resume", "--state-dir", str(state))
         assert again.returncode == 0
