@@ -20,14 +20,15 @@ from pathlib import Path
 
 from tests.helpers import wait_until
 
-__all__ = ["HlSim", "start_hl_sim", "REPO"]
+__all__ = ["HlSim", "launch_sim", "start_hl_sim", "REPO"]
 
 REPO = Path(__file__).resolve().parents[1]
 _ids = itertools.count(1)
 
 
 class HlSim:
-    """A running simulator process: `.url`, `.pid`, `.proc`, `.control(op, **kw)`, `.stop()`, `.kill()`."""
+    """A running simulator process (either venue): `.url`, `.pid`, `.proc`, `.control(op, **kw)`,
+    `.stop()`, `.kill()`."""
 
     def __init__(self, proc: subprocess.Popen, url: str, stderr_path: Path, state: Path | None):
         self.proc = proc
@@ -72,19 +73,17 @@ class HlSim:
             self.kill()
 
 
-def start_hl_sim(tmp_path, *extra_args: str, fund=(), data=None, speed: float = 60.0,
-                 state=None, deadline_s: float = 20.0) -> HlSim:
-    """Launch the simulator; `fund` is [(address, usdc), ...], `extra_args` go to the command line
-    as they are (e.g. "--page-limit", "50", "--faults", "http_429=1")."""
+def launch_sim(cls, module: str, label: str, tmp_path, venue_args: list[str], extra_args, speed: float,
+               data, state, deadline_s: float):
+    """Start `python -m MODULE --port 0 --ready-file ...` from the repo root and return `cls(...)` once
+    the ready file names the URL; raise with the server's stderr if it does not come up."""
     n = next(_ids)
     tmp = Path(tmp_path)
-    ready = tmp / f"hl-sim-{n}.ready.json"
-    stderr_path = tmp / f"hl-sim-{n}.stderr"
+    ready = tmp / f"{label}-sim-{n}.ready.json"
+    stderr_path = tmp / f"{label}-sim-{n}.stderr"
     ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "sim.hyperliquid", "--port", "0", "--ready-file", str(ready),
-           "--speed", str(speed)]
-    for address, usdc in fund:
-        cmd += ["--fund", f"{address}:{usdc}"]
+    cmd = [sys.executable, "-m", module, "--port", "0", "--ready-file", str(ready), "--speed", str(speed),
+           *venue_args]
     if data is not None:
         cmd += ["--data", str(data)]
     if state is not None:
@@ -104,9 +103,17 @@ def start_hl_sim(tmp_path, *extra_args: str, fund=(), data=None, speed: float = 
     except AssertionError:
         info = None
     if isinstance(info, dict):
-        return HlSim(proc, info["url"], stderr_path, Path(state) if state else None)
+        return cls(proc, info["url"], stderr_path, Path(state) if state else None)
     if proc.poll() is None:
         proc.kill()
         proc.wait(10)
-    raise RuntimeError(f"hyperliquid simulator did not start (exit {proc.returncode}): "
+    raise RuntimeError(f"{module} did not start (exit {proc.returncode}): "
                        f"{stderr_path.read_text(errors='replace')[-2000:]}")
+
+
+def start_hl_sim(tmp_path, *extra_args: str, fund=(), data=None, speed: float = 60.0,
+                 state=None, deadline_s: float = 20.0) -> HlSim:
+    """Launch the simulator; `fund` is [(address, usdc), ...], `extra_args` go to the command line
+    as they are (e.g. "--page-limit", "50", "--faults", "http_429=1")."""
+    funding = [arg for address, usdc in fund for arg in ("--fund", f"{address}:{usdc}")]
+    return launch_sim(HlSim, "sim.hyperliquid", "hl", tmp_path, funding, extra_args, speed, data, state, deadline_s)
