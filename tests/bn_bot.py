@@ -4,19 +4,16 @@ through its API and control port, the bot's through its journal and summary."""
 from __future__ import annotations
 
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import hl_bot
+from tests.hl_bot import Bot, journal_trade_ids, stop_bot, write_config
+
+__all__ = ["KEY", "SECRET", "bot_config", "start_bot", "stop_bot", "account_state", "journal_trade_ids",
+           "server_trades"]
+
 KEY, SECRET = "bn-bot-test-key", "bn-bot-test-secret"
 SYMBOL = "BTCUSDT"
-
-
-def _toml(value) -> str:
-    return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def bot_config(tmp_path: Path, url: str = "https://api.binance.com", grid: dict | None = None,
@@ -33,49 +30,17 @@ def bot_config(tmp_path: Path, url: str = "https://api.binance.com", grid: dict 
                    **(timing or {})},
         "binance": {"base_url": url, "stream_check_s": 1.0, "reconnect_max_s": 1.0, **bn},
     }
-    text = "".join(f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()) + "\n"
-                   for name, keys in sections.items())
-    path = tmp_path / "bn.toml"
-    path.write_text(text)
-    return path
-
-
-class Bot(subprocess.Popen):
-    """`gridbot run` with its output in files (a pipe nobody reads would block a chatty bot)."""
-
-    def communicate(self, input=None, timeout=None) -> tuple[str, str]:
-        self.wait(timeout)
-        return self.out_path.read_text(errors="replace"), self.err_path.read_text(errors="replace")
+    return write_config(tmp_path / "bn.toml", sections)
 
 
 def start_bot(tmp_path: Path, config: Path, *args: str) -> Bot:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_BINANCE_API_KEY": KEY,
-           "GRIDBOT_BINANCE_API_SECRET": SECRET}
-    n = len(list(tmp_path.glob("bot-*.out")))
-    out_path, err_path = tmp_path / f"bot-{n}.out", tmp_path / f"bot-{n}.err"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = Bot([sys.executable, str(REPO / "supervisor.py"), "run", "--config", str(config), *args],
-                   cwd=tmp_path, env=env, stdout=out, stderr=err, text=True, start_new_session=True)
-    proc.out_path, proc.err_path = out_path, err_path
-    return proc
-
-
-def stop_bot(proc: subprocess.Popen) -> tuple[str, str]:
-    proc.send_signal(signal.SIGTERM)
-    return proc.communicate(timeout=60)
+    return hl_bot.start_bot(tmp_path, config, *args, secrets={"GRIDBOT_BINANCE_API_KEY": KEY,
+                                                             "GRIDBOT_BINANCE_API_SECRET": SECRET})
 
 
 def account_state(sim) -> dict:
     """The simulator's view of the bot's account: balances {asset: {free, locked}}, open_orders, trades."""
     return sim.control("state")["accounts"].get(KEY, {})
-
-
-def journal_trade_ids(state: Path) -> list[str]:
-    db = sqlite3.connect(f"file:{state / 'journal.db'}?mode=ro", uri=True)
-    try:
-        return [row[0] for row in db.execute("SELECT trade_id FROM fills")]
-    finally:
-        db.close()
 
 
 def server_trades(sim) -> list[dict]:

@@ -25,6 +25,13 @@ def _toml(value) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def write_config(path: Path, sections: dict) -> Path:
+    """A TOML config from {section: {key: value}}."""
+    path.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()) + "\n"
+                            for name, keys in sections.items()))
+    return path
+
+
 def bot_config(tmp_path: Path, url: str, grid: dict | None = None, risk: dict | None = None,
                timing: dict | None = None, **hl) -> Path:
     """A small grid on BTC (5 levels a side, 0.1 % apart, 0.001 BTC) that fills often on 1-minute data."""
@@ -39,11 +46,7 @@ def bot_config(tmp_path: Path, url: str, grid: dict | None = None, risk: dict | 
         "hyperliquid": {"base_url": url, "dead_man_s": 60.0, "dead_man_refresh_s": 20.0, "stream_stale_s": 2.0,
                         "reconnect_max_s": 1.0, **hl},
     }
-    text = "".join(f"[{name}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items()) + "\n"
-                   for name, keys in sections.items())
-    path = tmp_path / "hl.toml"
-    path.write_text(text)
-    return path
+    return write_config(tmp_path / "hl.toml", sections)
 
 
 class Bot(subprocess.Popen):
@@ -54,8 +57,10 @@ class Bot(subprocess.Popen):
         return self.out_path.read_text(errors="replace"), self.err_path.read_text(errors="replace")
 
 
-def start_bot(tmp_path: Path, config: Path, *args: str) -> Bot:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "GRIDBOT_HL_PRIVATE_KEY": KEY}
+def start_bot(tmp_path: Path, config: Path, *args: str, secrets: dict | None = None) -> Bot:
+    """`gridbot run --config CONFIG ARGS` with the venue's secrets in its environment (default: the
+    Hyperliquid test key)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(secrets or {"GRIDBOT_HL_PRIVATE_KEY": KEY})}
     n = len(list(tmp_path.glob("bot-*.out")))
     out_path, err_path = tmp_path / f"bot-{n}.out", tmp_path / f"bot-{n}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:
