@@ -26,19 +26,12 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from sim.chaos import poll_until
+
 REPO = Path(__file__).resolve().parents[1]
+
 JANUARY = REPO.parent / "shared" / "data" / "btc-perp-2022-01-1m.csv"
 PARTS = ("multiproc", "simple", "inprocess", "wick", "steady", "fsync", "backtest")
-
-
-def _wait(predicate, seconds: float, what: str, poll: float = 0.02):
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)        # polling another process's state, which offers nothing to block on
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def _status(system, supervisor) -> dict:
@@ -80,7 +73,7 @@ def part_paper(base: str, seconds: float) -> dict:
     system, supervisor, _, _ = launcher.start_system(_paper_config(state), base=base)
     result: dict = {}
     try:
-        _wait(lambda: _status(system, supervisor).get("mode") == "trading", 60, "trading", 0.1)
+        poll_until(lambda: _status(system, supervisor).get("mode") == "trading", 60, "trading", 0.1)
         end = time.monotonic() + seconds
         while time.monotonic() < end:        # on simpleSystemBase timers only fire while we ask
             data = _status(system, supervisor)
@@ -92,7 +85,7 @@ def part_paper(base: str, seconds: float) -> dict:
             pid = data["actors"]["grid"]["pid"]
             killed = time.time()
             os.kill(pid, signal.SIGKILL)
-            _wait(lambda: (lambda s: s.get("mode") == "trading" and s["actors"]["grid"]["restarts"] >= 1 and
+            poll_until(lambda: (lambda s: s.get("mode") == "trading" and s["actors"]["grid"]["restarts"] >= 1 and
                            s["actors"]["grid"]["pid"] not in (None, pid))(_status(system, supervisor)),
                   30, "trading after the restart")
             # The supervisor journals the moment it trades again; a status poll would add its own wait
@@ -122,7 +115,7 @@ base_url = "{venue.url}"
 dead_man_s = 60.0""", levels=levels, spacing_pct=0.02, max_position=1, max_open_orders=200,
                             audit_interval_s=30.0)     # the default audit cadence
         venue.start_bot()
-        _wait(lambda: len(venue.open_order_prices()) >= 2 * levels, 90, "the whole grid resting", 0.2)
+        poll_until(lambda: len(venue.open_order_prices()) >= 2 * levels, 90, "the whole grid resting", 0.2)
         before = venue.admin("status")["details"]["gateway"]
         if kind == "steady":
             time.sleep(20.0)                 # the measurement window itself, not a synchronization
@@ -132,10 +125,8 @@ dead_man_s = 60.0""", levels=levels, spacing_pct=0.02, max_position=1, max_open_
         mid = Decimal(venue.control("state")["mids"]["BTC"])
         low = min(Decimal(p) for p in venue.open_order_prices())
         venue.control("set_price", coin="BTC", px=str((low * Decimal("0.9999")).quantize(Decimal(1))))
-        _wait(lambda: sum(1 for _ in venue.exchange_fills()) >= 40, 30, "the 40 fills", 0.05)
-        after = _wait(lambda: (lambda g: g if g["fill_to_order_ms"].get("n", 0) > before["fill_to_order_ms"].get(
-            "n", 0) else None)(venue.admin("status")["details"]["gateway"]), 30, "the counter-orders", 0.05)
-        _wait(lambda: len(venue.open_order_prices()) >= 2 * levels - 1, 30, "the wick countered", 0.05)
+        poll_until(lambda: sum(1 for _ in venue.exchange_fills()) >= 40, 30, "the 40 fills", 0.05)
+        poll_until(lambda: len(venue.open_order_prices()) >= 2 * levels - 1, 30, "the wick countered", 0.05)
         after = venue.admin("status")["details"]["gateway"]
         return {"levels_filled": 40, "from": str(mid), "to": str(low),
                 "reaction_ms": after["fill_to_order_ms"]["max"],
