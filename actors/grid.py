@@ -47,10 +47,13 @@ def desired_orders(prices: dict[int, Decimal], empty: int, mid: Decimal | None) 
         if level == empty:
             continue
         side = Side.BUY if level < empty else Side.SELL
-        if mid is not None and ((side is Side.BUY and price >= mid) or (side is Side.SELL and price <= mid)):
-            continue
-        wanted[level] = side
+        if not would_cross(side, price, mid):
+            wanted[level] = side
     return wanted
+
+
+def would_cross(side: Side, price: Decimal, mid: Decimal | None) -> bool:
+    return mid is not None and ((side is Side.BUY and price >= mid) or (side is Side.SELL and price <= mid))
 
 
 class Grid:
@@ -160,9 +163,12 @@ class Grid:
             self.refused_reason = f"grid refused: order size rounds to 0 (lot {self.rules.lot_size})"
             return []
         empty = empty_level(self.position, self.base_position, self.size, self.below, self.above)
-        out = self._cancel_strays(desired_orders(self.prices, empty, None))
+        target = desired_orders(self.prices, empty, None)
+        out = self._cancel_strays(target)
         specs = []
-        for level, side in sorted(desired_orders(self.prices, empty, self.mid).items()):
+        for level, side in sorted(target.items()):
+            if would_cross(side, self.prices[level], self.mid):
+                continue               # on the wrong side of the mid: it waits for the price
             if level in self.working or not self.counters.may_place(level, self.now_ms):
                 continue               # never two orders at one level; failed counter-orders back off
             if self.blocked.get(level, 0) > self.now_ms:
